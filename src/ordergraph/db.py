@@ -1,0 +1,90 @@
+"""Tortoise configuration and the few dialect-specific helpers the workflows need."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from ordergraph.config import Settings, get_settings
+
+APP = "ordergraph"
+
+
+def _db_url(settings: Settings) -> str:
+    url = settings.database_url
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path and path != ":memory:":
+            directory = os.path.dirname(path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+        return url
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]
+    if "maxsize=" not in url:
+        url += ("&" if "?" in url else "?") + f"maxsize={settings.db_pool_size}"
+    return url
+
+
+def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
+    return {
+        "connections": {"default": _db_url(settings)},
+        "apps": {
+            APP: {
+                "models": ["ordergraph.models"],
+                "migrations": "migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(settings: Settings | None = None) -> None:
+    await Tortoise.init(config=tortoise_config(settings))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def conn() -> BaseDBAsyncClient:
+    # Inside `in_transaction()` Tortoise binds the alias to the transaction's client through a
+    # context variable, so raw SQL issued here joins the surrounding transaction.
+    return connections.get("default")
+
+
+def dialect() -> str:
+    return conn().capabilities.dialect
+
+
+def placeholders(n: int, start: int = 1) -> list[str]:
+    """Positional parameter markers for the active dialect."""
+    if dialect() == "postgres":
+        return [f"${i}" for i in range(start, start + n)]
+    return ["?"] * n
+
+
+async def execute(sql: str, values: list[Any] | None = None) -> int:
+    """Run a statement on the current (transaction-aware) connection; return rows affected."""
+    rows, _ = await conn().execute_query(sql, values or [])
+    return rows
+
+
+async def fetch(sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
+    _, rows = await conn().execute_query(sql, values or [])
+    return [dict(r) for r in rows]
+
+
+@asynccontextmanager
+async def transaction():
+    from tortoise.transactions import in_transaction  # noqa: PLC0415
+
+    async with in_transaction("default") as tx:
+        yield tx

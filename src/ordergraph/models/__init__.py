@@ -1,0 +1,32 @@
+"""Tortoise tables and status enums, one module per domain. No workflow rules here."""
+
+from ordergraph.models.access import ApiKey, IdempotencyRecord, Partner
+from ordergraph.models.catalog import Product, ProductVariant
+from ordergraph.models.events import Event
+from ordergraph.models.inventory import InventoryLevel, Reservation, ReservationLine, StockMovement
+from ordergraph.models.network import ChannelWarehouse, SalesChannel, Warehouse
+from ordergraph.models.orders import Allocation, Order, OrderCounter, OrderHold, OrderLine
+from ordergraph.models.payments import Payment, PaymentTransaction
+
+__all__ = [
+    "Allocation",
+    "ApiKey",
+    "ChannelWarehouse",
+    "Event",
+    "IdempotencyRecord",
+    "InventoryLevel",
+    "Order",
+    "OrderCounter",
+    "OrderHold",
+    "OrderLine",
+    "Partner",
+    "Payment",
+    "PaymentTransaction",
+    "Product",
+    "ProductVariant",
+    "Reservation",
+    "ReservationLine",
+    "SalesChannel",
+    "StockMovement",
+    "Warehouse",
+]

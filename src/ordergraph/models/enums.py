@@ -1,0 +1,111 @@
+"""Status and kind enums shared by models, workflows and the schema."""
+
+from enum import StrEnum
+
+
+class BackorderPolicy(StrEnum):
+    DENY = "DENY"
+    ALLOW = "ALLOW"
+
+
+class ChannelKind(StrEnum):
+    WEB = "WEB"
+    MARKETPLACE = "MARKETPLACE"
+    PHONE = "PHONE"
+    POS = "POS"
+    PARTNER = "PARTNER"
+
+
+class AllocationStrategy(StrEnum):
+    PRIORITY = "PRIORITY"
+    PROXIMITY = "PROXIMITY"
+    FEWEST_SHIPMENTS = "FEWEST_SHIPMENTS"
+    HIGHEST_STOCK = "HIGHEST_STOCK"
+
+
+class StockPolicy(StrEnum):
+    REJECT = "REJECT"
+    ACCEPT = "ACCEPT"
+
+
+class CaptureMode(StrEnum):
+    ON_CONFIRMATION = "ON_CONFIRMATION"
+    ON_SHIPMENT = "ON_SHIPMENT"
+
+
+class MovementKind(StrEnum):
+    RECEIPT = "RECEIPT"
+    ADJUSTMENT = "ADJUSTMENT"
+    TRANSFER_OUT = "TRANSFER_OUT"
+    TRANSFER_IN = "TRANSFER_IN"
+    ALLOCATION = "ALLOCATION"
+    DEALLOCATION = "DEALLOCATION"
+    RESERVATION = "RESERVATION"
+    RESERVATION_RELEASE = "RESERVATION_RELEASE"
+    SHIPMENT = "SHIPMENT"
+    RETURN = "RETURN"
+    POLICY = "POLICY"
+
+
+class ReservationStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    CONSUMED = "CONSUMED"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    ALLOCATED = "ALLOCATED"
+    PARTIALLY_ALLOCATED = "PARTIALLY_ALLOCATED"
+    BACKORDERED = "BACKORDERED"
+    IN_FULFILLMENT = "IN_FULFILLMENT"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class HoldReason(StrEnum):
+    PAYMENT = "PAYMENT"
+    FRAUD_REVIEW = "FRAUD_REVIEW"
+    ADDRESS = "ADDRESS"
+    CUSTOMER = "CUSTOMER"
+    MANUAL = "MANUAL"
+
+
+class ServiceLevel(StrEnum):
+    STANDARD = "STANDARD"
+    EXPRESS = "EXPRESS"
+    NEXT_DAY = "NEXT_DAY"
+
+
+class AllocationStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    RELEASED = "RELEASED"
+    SHIPPED = "SHIPPED"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    AUTHORIZED = "AUTHORIZED"
+    PARTIALLY_CAPTURED = "PARTIALLY_CAPTURED"
+    CAPTURED = "CAPTURED"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+    VOIDED = "VOIDED"
+    FAILED = "FAILED"
+
+
+class TransactionKind(StrEnum):
+    AUTHORIZE = "AUTHORIZE"
+    CAPTURE = "CAPTURE"
+    VOID = "VOID"
+    REFUND = "REFUND"
+
+
+class Role(StrEnum):
+    STAFF = "STAFF"
+    PARTNER = "PARTNER"
