@@ -8,6 +8,19 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.migrations.constraints import CheckConstraint
 
+
+async def _sqlite_restore_indexes(apps, schema_editor) -> None:
+    """On SQLite, AddConstraint rebuilds the table and drops its other indexes: put them back."""
+    client = schema_editor.client
+    if client.capabilities.dialect != "sqlite":
+        return
+    await client.execute_script(
+        'CREATE UNIQUE INDEX IF NOT EXISTS "uq_inventory_levels_wh_variant" '
+        'ON "inventory_levels" ("warehouse_id", "variant_id");'
+        'CREATE INDEX IF NOT EXISTS "idx_allocations_order_id" ON "allocations" ("order_id");'
+    )
+
+
 class Migration(migrations.Migration):
     initial = True
 
@@ -358,4 +371,5 @@ class Migration(migrations.Migration):
         ops.AddConstraint(model_name='InventoryLevel', constraint=CheckConstraint(check='reorder_point >= 0', name='ck_inventory_reorder_nonneg')),
         ops.AddConstraint(model_name='InventoryLevel', constraint=CheckConstraint(check='allocated + reserved <= on_hand', name='ck_inventory_committed_le_on_hand')),
         ops.AddConstraint(model_name='ReservationLine', constraint=CheckConstraint(check='quantity > 0', name='ck_reservation_qty_pos')),
+            ops.RunPython(_sqlite_restore_indexes, ops.RunPython.noop),
     ]
