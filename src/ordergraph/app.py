@@ -1,0 +1,147 @@
+"""Starlette app factory and lifespan: database, event bus, background jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import timedelta
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from cross_web import HTTPException as GraphQLHTTPException
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from ordergraph.auth.resolve import InvalidCredentials, viewer_from_credentials
+from ordergraph.config import Settings, get_settings
+from ordergraph.context import Context
+from ordergraph.db import close_db, fetch, init_db
+from ordergraph.observability import configure_logging, log, new_request_id, request_id_var
+from ordergraph.schema.root import build_schema
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, schema, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=5),
+            max_subscriptions_per_connection=50,
+        )
+        self.settings = settings
+
+    async def get_context(self, request, response) -> Context:
+        headers = request.headers
+        try:
+            viewer = await viewer_from_credentials(
+                headers.get("authorization"), headers.get("x-api-key")
+            )
+        except InvalidCredentials as exc:
+            raise GraphQLHTTPException(401, str(exc)) from None
+        return Context(viewer=viewer, settings=self.settings, request=request, response=response)
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (or keeps the caller's X-Request-ID) and logs it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode()[:64] or new_request_id()
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        status = {"code": 0}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http" and scope.get("path") not in ("/healthz", "/metrics"):
+                log.info(
+                    "http.request",
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    status=status["code"],
+                    duration_ms=round((time.perf_counter() - start) * 1000, 2),
+                )
+            request_id_var.reset(token)
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        await fetch("SELECT 1 AS ok")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        ok = False
+        checks["database"] = f"error: {type(exc).__name__}"
+    if settings.redis_url:
+        try:
+            import redis.asyncio as aioredis  # noqa: PLC0415
+
+            client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2)
+            try:
+                await client.ping()
+                checks["redis"] = "ok"
+            finally:
+                await client.aclose()
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            checks["redis"] = f"error: {type(exc).__name__}"
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+async def metrics(_: Request) -> Response:
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> Starlette:
+    """The ASGI app. `manage_db=False` when the caller (tests, CLI) owns the connections."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    graphql = GraphQLApp(build_schema(settings), settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if manage_db:
+            await init_db(settings)
+        log.info("ordergraph.start", database=settings.database_url.split("@")[-1], redis=bool(settings.redis_url))
+        try:
+            yield
+        finally:
+            if manage_db:
+                await close_db()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return RequestIdMiddleware(app)  # type: ignore[return-value]

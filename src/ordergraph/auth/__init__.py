@@ -1,0 +1,1 @@
+"""Viewers (staff, partner, customer, guest), API keys, tokens and permissions."""

@@ -1,0 +1,25 @@
+"""Per-request context: the viewer, request-scoped dataloaders, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordergraph.auth.viewer import Viewer
+from ordergraph.config import Settings
+
+
+@dataclass
+class Context:
+    viewer: Viewer
+    settings: Settings
+    request: Any = None
+    response: Any = None
+    _loaders: dict[str, Any] = field(default_factory=dict)
+
+    def loader(self, name: str, factory) -> Any:
+        """One DataLoader per name per request."""
+        loader = self._loaders.get(name)
+        if loader is None:
+            loader = self._loaders[name] = factory()
+        return loader

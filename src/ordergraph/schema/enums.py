@@ -1,0 +1,21 @@
+"""Model enums exposed as GraphQL enums (one definition, in models/enums.py)."""
+
+import strawberry
+
+from ordergraph.models import enums as m
+from ordergraph.workflows.errors import ErrorCode as _ErrorCode
+
+ErrorCode = strawberry.enum(_ErrorCode, name="ErrorCode")
+BackorderPolicy = strawberry.enum(m.BackorderPolicy)
+ChannelKind = strawberry.enum(m.ChannelKind)
+AllocationStrategy = strawberry.enum(m.AllocationStrategy)
+StockPolicy = strawberry.enum(m.StockPolicy)
+CaptureMode = strawberry.enum(m.CaptureMode)
+MovementKind = strawberry.enum(m.MovementKind)
+ReservationStatus = strawberry.enum(m.ReservationStatus)
+OrderStatus = strawberry.enum(m.OrderStatus)
+HoldReason = strawberry.enum(m.HoldReason)
+ServiceLevel = strawberry.enum(m.ServiceLevel)
+AllocationStatus = strawberry.enum(m.AllocationStatus)
+PaymentStatus = strawberry.enum(m.PaymentStatus)
+TransactionKind = strawberry.enum(m.TransactionKind)
