@@ -78,8 +78,8 @@ async def execute(sql: str, values: list[Any] | None = None) -> int:
 
 
 async def fetch(sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
-    _, rows = await conn().execute_query(sql, values or [])
-    return [dict(r) for r in rows]
+    # execute_query_dict always fetches, so `UPDATE … RETURNING` yields its rows on every dialect.
+    return await conn().execute_query_dict(sql, values or [])
 
 
 @asynccontextmanager
