@@ -1,0 +1,1 @@
+"""The outside world (payments, carriers, channels, webhooks, notifications) behind Protocols."""
