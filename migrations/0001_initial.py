@@ -58,15 +58,6 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
-            name='OrderCounter',
-            fields=[
-                ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=32)),
-                ('value', fields.BigIntField(default=0)),
-            ],
-            options={'table': 'counters', 'app': 'ordergraph', 'pk_attr': 'name', 'table_description': 'Hands out human order numbers (SO-000001…) without gaps under concurrency.'},
-            bases=['Model'],
-        ),
-        ops.CreateModel(
             name='Partner',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),

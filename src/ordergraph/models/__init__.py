@@ -5,7 +5,7 @@ from ordergraph.models.catalog import Product, ProductVariant
 from ordergraph.models.events import Event
 from ordergraph.models.inventory import InventoryLevel, Reservation, ReservationLine, StockMovement
 from ordergraph.models.network import ChannelWarehouse, SalesChannel, Warehouse
-from ordergraph.models.orders import Allocation, Order, OrderCounter, OrderHold, OrderLine
+from ordergraph.models.orders import Allocation, Order, OrderHold, OrderLine
 from ordergraph.models.payments import Payment, PaymentTransaction
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "IdempotencyRecord",
     "InventoryLevel",
     "Order",
-    "OrderCounter",
     "OrderHold",
     "OrderLine",
     "Partner",

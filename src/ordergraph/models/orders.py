@@ -5,16 +5,6 @@ from tortoise.models import Model
 from ordergraph.models.enums import AllocationStatus, HoldReason, OrderStatus, ServiceLevel
 
 
-class OrderCounter(Model):
-    """Hands out human order numbers (SO-000001…) without gaps under concurrency."""
-
-    name = fields.CharField(max_length=32, primary_key=True)
-    value = fields.BigIntField(default=0)
-
-    class Meta:
-        table = "counters"
-
-
 class Order(Model):
     id = fields.IntField(primary_key=True)
     number = fields.CharField(max_length=32, unique=True)
