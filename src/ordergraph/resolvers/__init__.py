@@ -4,6 +4,8 @@ Each domain module contributes one Query and one Mutation class; the root schema
 """
 
 from ordergraph.resolvers.catalog import CatalogMutation, CatalogQuery
+from ordergraph.resolvers.network import NetworkMutation, NetworkQuery
+from ordergraph.resolvers.orders import OrderMutation, OrderQuery
 
-QUERIES = [CatalogQuery]
-MUTATIONS = [CatalogMutation]
+QUERIES = [CatalogQuery, NetworkQuery, OrderQuery]
+MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation]

@@ -1,0 +1,293 @@
+"""Allocation and routing: which warehouse ships which unit of each line.
+
+The channel's strategy orders the candidate warehouses (active, linked to the channel,
+shipping to the destination country); lines split across warehouses when needed. The
+inventory rows involved are locked in id order before planning (no deadlocks between
+concurrent orders), and every unit is committed through `stock.move`, whose conditional
+UPDATE and the table's CHECK constraints guarantee nothing is ever oversold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ordergraph.db import transaction
+from ordergraph.models import (
+    Allocation,
+    ChannelWarehouse,
+    InventoryLevel,
+    Order,
+    OrderHold,
+    OrderLine,
+    ProductVariant,
+    SalesChannel,
+    Warehouse,
+)
+from ordergraph.models.enums import (
+    AllocationStatus,
+    AllocationStrategy,
+    BackorderPolicy,
+    MovementKind,
+    OrderStatus,
+    StockPolicy,
+)
+from ordergraph.observability import ALLOCATION_FAILURES
+from ordergraph.workflows.errors import DomainError, ErrorCode
+from ordergraph.workflows.events import order_event
+from ordergraph.workflows.order_lifecycle import ORDER, OrderContext, choose
+from ordergraph.workflows.stock import move
+
+
+ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
+
+
+@dataclass
+class Plan:
+    takes: list[tuple[OrderLine, InventoryLevel, int]] = field(default_factory=list)
+    short: dict[int, int] = field(default_factory=dict)  # line id -> units not allocatable
+
+
+def _distance_km(lat1, lon1, lat2, lon2) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371 * 2 * math.asin(math.sqrt(a))
+
+
+async def candidate_warehouses(channel: SalesChannel, country: str) -> list[Warehouse]:
+    ids = await ChannelWarehouse.filter(channel_id=channel.id).values_list("warehouse_id", flat=True)
+    rows = await Warehouse.filter(id__in=list(ids), active=True).order_by("priority", "code")
+    return [w for w in rows if not w.ship_countries or country in w.ship_countries]
+
+
+def _order_by_strategy(strategy, warehouses: list[Warehouse], address: dict) -> list[Warehouse]:
+    if strategy is AllocationStrategy.PROXIMITY:
+        lat, lon = address.get("latitude"), address.get("longitude")
+        if lat is not None and lon is not None:
+            def key(w):
+                if w.latitude is None or w.longitude is None:
+                    return (float("inf"), w.priority)
+                return (_distance_km(lat, lon, w.latitude, w.longitude), w.priority)
+            return sorted(warehouses, key=key)
+        # No coordinates: a warehouse in the destination country first, then priority.
+        country = address.get("country")
+        return sorted(warehouses, key=lambda w: (w.address.get("country") != country, w.priority, w.code))
+    return list(warehouses)  # PRIORITY (already by priority) and the per-line strategies
+
+
+def plan_allocation(
+    strategy: AllocationStrategy,
+    warehouses: list[Warehouse],
+    needs: list[tuple[OrderLine, int]],
+    levels: dict[tuple[int, int], InventoryLevel],
+    address: dict,
+) -> Plan:
+    free = {k: max(0, lvl.available) for k, lvl in levels.items()}
+    ordered = _order_by_strategy(strategy, warehouses, address)
+    if strategy is AllocationStrategy.FEWEST_SHIPMENTS:
+        ordered = _fewest_shipments_order(ordered, needs, free)
+    plan = Plan()
+    for line, need in needs:
+        candidates = ordered
+        if strategy is AllocationStrategy.HIGHEST_STOCK:
+            candidates = sorted(ordered, key=lambda w: -free.get((w.id, line.variant_id), 0))
+        for w in candidates:
+            if need == 0:
+                break
+            key = (w.id, line.variant_id)
+            take = min(need, free.get(key, 0))
+            if take > 0:
+                plan.takes.append((line, levels[key], take))
+                free[key] -= take
+                need -= take
+        if need:
+            plan.short[line.id] = need
+    return plan
+
+
+def _fewest_shipments_order(warehouses, needs, free) -> list[Warehouse]:
+    """Greedy set cover: the warehouse covering the most remaining units first."""
+    remaining = defaultdict(int)
+    for line, need in needs:
+        remaining[line.variant_id] += need
+    stock = dict(free)
+    chosen: list[Warehouse] = []
+    pool = list(warehouses)
+    while pool and any(remaining.values()):
+        def coverage(w):
+            return sum(min(q, stock.get((w.id, v), 0)) for v, q in remaining.items())
+        best = max(pool, key=lambda w: (coverage(w), -pool.index(w)))
+        if coverage(best) == 0:
+            break
+        for v, q in list(remaining.items()):
+            take = min(q, stock.get((best.id, v), 0))
+            remaining[v] -= take
+            stock[(best.id, v)] = stock.get((best.id, v), 0) - take
+        chosen.append(best)
+        pool.remove(best)
+    return chosen + pool
+
+
+async def lock_levels(warehouse_ids: list[int], variant_ids: list[int]) -> dict[tuple[int, int], InventoryLevel]:
+    """Lock the inventory rows involved, always in id order, and return them."""
+    rows = (
+        await InventoryLevel.filter(warehouse_id__in=warehouse_ids, variant_id__in=variant_ids)
+        .order_by("id")
+        .select_for_update()
+    )
+    return {(r.warehouse_id, r.variant_id): r for r in rows}
+
+
+async def allocate_lines(
+    order: Order,
+    channel: SalesChannel,
+    lines: list[OrderLine],
+    actor: str,
+    *,
+    reject_short: bool,
+    levels: dict[tuple[int, int], InventoryLevel] | None = None,
+    warehouses: list[Warehouse] | None = None,
+) -> Plan:
+    """Allocate what each line still needs; inside the caller's transaction."""
+    needs = [(ln, ln.quantity - ln.allocated_quantity - ln.shipped_quantity - ln.cancelled_quantity) for ln in lines]
+    needs = [(ln, n) for ln, n in needs if n > 0]
+    country = order.shipping_address.get("country", "")
+    if warehouses is None:
+        warehouses = await candidate_warehouses(channel, country)
+    if levels is None:
+        levels = await lock_levels([w.id for w in warehouses], list({ln.variant_id for ln, _ in needs}))
+    plan = plan_allocation(channel.allocation_strategy, warehouses, needs, levels, order.shipping_address)
+    variants = {v.id: v for v in await ProductVariant.filter(id__in=[ln.variant_id for ln, _ in needs])}
+    if plan.short:
+        backorderable = channel.stock_policy is StockPolicy.ACCEPT
+        refused = [
+            ln for ln, _ in needs
+            if ln.id in plan.short and not backorderable and variants[ln.variant_id].backorder_policy is not BackorderPolicy.ALLOW
+        ]
+        if refused and reject_short:
+            ALLOCATION_FAILURES.labels(channel.code, "rejected").inc()
+            raise insufficient_stock(refused, plan, levels, warehouses)
+    allocated: dict[int, int] = defaultdict(int)
+    for line, level, qty in plan.takes:
+        await move(
+            level.id, MovementKind.ALLOCATION, actor=actor, d_allocated=qty,
+            reference=order.number, order_id=order.id, reason="order allocation",
+        )
+        await Allocation.create(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
+        allocated[line.id] += qty
+    for line, need in needs:
+        line.allocated_quantity += allocated[line.id]
+        line.backordered_quantity = plan.short.get(line.id, 0)
+        await line.save(update_fields=["allocated_quantity", "backordered_quantity"])
+    if plan.short:
+        ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
+    return plan
+
+
+def insufficient_stock(lines, plan: Plan, levels, warehouses) -> DomainError:
+    wh_ids = {w.id for w in warehouses}
+    shortages = []
+    for ln in lines:
+        available = sum(max(0, lvl.available) for (w, v), lvl in levels.items() if v == ln.variant_id and w in wh_ids)
+        shortages.append({"sku": ln.sku, "requested": ln.quantity, "available": available})
+    skus = ", ".join(s["sku"] for s in shortages)
+    return DomainError(ErrorCode.INSUFFICIENT_STOCK, f"not enough stock for {skus}", ["lines"], {"shortages": shortages})
+
+
+async def status_after_allocation(order: Order) -> OrderStatus:
+    lines = await OrderLine.filter(order_id=order.id)
+    open_units = sum(ln.quantity - ln.shipped_quantity - ln.cancelled_quantity for ln in lines)
+    allocated = sum(ln.allocated_quantity for ln in lines)
+    if allocated >= open_units:
+        return OrderStatus.ALLOCATED
+    return OrderStatus.PARTIALLY_ALLOCATED if allocated else OrderStatus.BACKORDERED
+
+
+class NothingAllocated(Exception):
+    """Raised (to roll back) when a background allocation run found nothing to allocate."""
+
+
+async def run_allocation(
+    order: Order, actor: str, *, reject_short: bool, skip_if_nothing: bool = False, **kw
+) -> Order:
+    """Allocate an order in the caller's transaction and move it to its allocation state."""
+    channel = await SalesChannel.get(id=order.channel_id)
+    lines = await OrderLine.filter(order_id=order.id).order_by("position")
+    target = ORDER.target(order, "ALLOCATE", await order_context(order))
+    plan = await allocate_lines(order, channel, lines, actor, reject_short=reject_short, **kw)
+    if skip_if_nothing and not plan.takes:
+        raise NothingAllocated
+    before = order.status
+    order.status = choose(target, await status_after_allocation(order))
+    await order.save(update_fields=["status", "updated_at"])
+    skus = {ln.id: ln.sku for ln in lines}
+    codes = {w.id: w.code for w in await Warehouse.filter(id__in=list({lvl.warehouse_id for _, lvl, _ in plan.takes}))}
+    await order_event(
+        order, "ORDER_ALLOCATED", actor,
+        status={"from": before, "to": order.status},
+        allocations=[{"sku": ln.sku, "warehouse": codes[lvl.warehouse_id], "quantity": q} for ln, lvl, q in plan.takes],
+        backordered=[{"sku": skus[lid], "quantity": q} for lid, q in plan.short.items()],
+    )
+    return order
+
+
+async def order_context(order: Order) -> OrderContext:
+    from ordergraph.workflows.payments import primary_payment  # noqa: PLC0415
+
+    holds = await OrderHold.filter(order_id=order.id, released_at__isnull=True).count()
+    payment = await primary_payment(order.id)
+    lines = await OrderLine.filter(order_id=order.id)
+    units = sum(ln.quantity - ln.allocated_quantity - ln.shipped_quantity - ln.cancelled_quantity for ln in lines)
+    failed = payment is None and await order.payments.all().exists()
+    status = payment.status if payment else ("FAILED" if failed else None)
+    return OrderContext(order, holds, status, units)
+
+
+async def allocate_order(order_id: int, actor: str) -> Order:
+    """`allocateOrder`: re-run allocation for what is still unallocated (never rejects)."""
+    async with transaction():
+        order = await Order.select_for_update().get(id=order_id)
+        return await run_allocation(order, actor, reject_short=False)
+
+
+async def release_allocations(order: Order, actor: str, reason: str) -> set[int]:
+    """Give back every active allocation of an order; returns the variant ids freed."""
+    freed: set[int] = set()
+    allocations = await Allocation.filter(order_id=order.id, status=AllocationStatus.ACTIVE).prefetch_related("line")
+    levels = {
+        (lvl.warehouse_id, lvl.variant_id): lvl
+        for lvl in await InventoryLevel.filter(
+            warehouse_id__in=[a.warehouse_id for a in allocations],
+            variant_id__in=[a.line.variant_id for a in allocations],
+        ).order_by("id").select_for_update()
+    }
+    for a in sorted(allocations, key=lambda a: levels[(a.warehouse_id, a.line.variant_id)].id):
+        level = levels[(a.warehouse_id, a.line.variant_id)]
+        await move(level.id, MovementKind.DEALLOCATION, actor=actor, d_allocated=-a.quantity,
+                   reference=order.number, order_id=order.id, reason=reason)
+        a.status = AllocationStatus.RELEASED
+        await a.save(update_fields=["status"])
+        freed.add(a.line.variant_id)
+    return freed
+
+
+async def allocate_backorders(variant_id: int, actor: str) -> None:
+    """Stock arrived for a variant: allocate its backordered lines, oldest order first."""
+    order_ids = (
+        await OrderLine.filter(variant_id=variant_id, backordered_quantity__gt=0,
+                               order__status__in=[OrderStatus.BACKORDERED, OrderStatus.PARTIALLY_ALLOCATED])
+        .order_by("order__placed_at", "order_id")
+        .values_list("order_id", flat=True)
+    )
+    for order_id in dict.fromkeys(order_ids):
+        try:
+            async with transaction():
+                order = await Order.select_for_update().get(id=order_id)
+                ctx = await order_context(order)
+                if order.status not in (OrderStatus.BACKORDERED, OrderStatus.PARTIALLY_ALLOCATED) or ctx.active_holds:
+                    continue
+                await run_allocation(order, actor, reject_short=False, skip_if_nothing=True)
+        except NothingAllocated:
+            break  # no more of this variant is available: later orders wait too
