@@ -101,6 +101,7 @@ async def test_expiring_token_approves_but_cannot_be_captured_or_voided(gw, cloc
     refused(await gw.capture(result.reference, D("10"), "c1"), "authorization_expired")
     refused(await gw.void(result.reference, "v1"), "authorization_expired")
     assert state(gw, result.reference) == ("expired", 0, 0)
+    assert [a.status for a in gw.authorizations.values()] == ["expired"]
 
 
 @pytest.mark.parametrize("amount", [D("0"), D("-5"), D("NaN"), D("Infinity")])
@@ -216,6 +217,7 @@ async def test_replayed_void_returns_its_success(gw):
     ref = await authorized(gw)
     result = await gw.void(ref, "void-key")
     assert await gw.void(ref, "void-key") == result and result.success
+    assert list(gw.authorizations) == [ref] and gw.authorizations[ref].status == "voided"
 
 
 async def test_a_replayed_refusal_stays_a_refusal(gw):

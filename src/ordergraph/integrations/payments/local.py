@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TypeVar
 
 from ordergraph.integrations.payments import base as b
@@ -103,9 +104,13 @@ class LocalGateway:
         """The current state of an authorization, or None if the reference is unknown."""
         with self._lock:
             auth = self._auths.get(reference)
-            if auth is not None and auth.status == AUTHORIZED and self._expired(auth):
-                return replace(auth, status=EXPIRED)
-            return auth
+            return None if auth is None else self._view(auth)
+
+    @property
+    def authorizations(self) -> Mapping[str, AuthorizationState]:
+        """A read-only snapshot of every authorization by reference, oldest first."""
+        with self._lock:
+            return MappingProxyType({ref: self._view(a) for ref, a in self._auths.items()})
 
     # -- PaymentGateway ------------------------------------------------------------------------
 
@@ -150,6 +155,10 @@ class LocalGateway:
 
     def _expired(self, auth: AuthorizationState) -> bool:
         return self._clock() >= auth.expires_at
+
+    def _view(self, auth: AuthorizationState) -> AuthorizationState:
+        expired = auth.status == AUTHORIZED and self._expired(auth)
+        return replace(auth, status=EXPIRED) if expired else auth
 
     def _authorize(
         self, amount: Decimal, currency: str, token: str, key: str
