@@ -29,10 +29,10 @@ class Payment(Model):
         table = "payments"
         constraints = (
             CheckConstraint(
-                check="captured_amount <= authorized_amount", name="ck_payment_capture_le_auth"
+                check="CAST(captured_amount AS NUMERIC) <= CAST(authorized_amount AS NUMERIC)", name="ck_payment_capture_le_auth"
             ),
             CheckConstraint(
-                check="refunded_amount <= captured_amount", name="ck_payment_refund_le_capture"
+                check="CAST(refunded_amount AS NUMERIC) <= CAST(captured_amount AS NUMERIC)", name="ck_payment_refund_le_capture"
             ),
         )
 

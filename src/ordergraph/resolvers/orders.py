@@ -119,10 +119,9 @@ _ERRORS = (
     InvalidInputError | NotFoundError | NotAuthorizedError | InvalidTransitionError
     | IdempotencyKeyReusedError | OperationError
 )
-PlaceOrderResult = Annotated[
-    OrderPayload | InsufficientStockError | PaymentError | _ERRORS, strawberry.union("PlaceOrderResult")
+OrderResult = Annotated[
+    OrderPayload | InsufficientStockError | PaymentError | _ERRORS, strawberry.union("OrderResult")
 ]
-OrderResult = Annotated[OrderPayload | PaymentError | _ERRORS, strawberry.union("OrderResult")]
 
 
 def _address(a: AddressInput | None) -> Address | None:
@@ -230,7 +229,7 @@ class OrderQuery:
 @strawberry.type
 class OrderMutation:
     @strawberry.mutation
-    async def place_order(self, info: Info, input: PlaceOrderInput, idempotency_key: str | None = None) -> PlaceOrderResult:
+    async def place_order(self, info: Info, input: PlaceOrderInput, idempotency_key: str | None = None) -> OrderResult:
         viewer = info.context.viewer
 
         async def action():
