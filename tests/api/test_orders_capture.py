@@ -108,7 +108,7 @@ async def test_reject_channel_refuses_short_order_writes_nothing_and_voids_autho
     assert await _counts() == before
     assert await _levels() == levels
     newest = list(get_gateway("local").authorizations.values())[-1]
-    assert (newest.amount, newest.status) == (Decimal("31.00"), "voided")
+    assert (newest.amount, newest.status) == (Decimal("25.00"), "voided")
 
 
 async def test_accept_channel_backorders_and_stock_arrival_allocates_oldest_first(gql, db):
