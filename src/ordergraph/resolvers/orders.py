@@ -206,9 +206,10 @@ class OrderQuery:
 
     @strawberry.field
     async def orders(
-        self, info: Info, filter: OrderFilter | None = None, sort: OrderSort = OrderSort.PLACED_AT_DESC,
+        self, info: Info, filter: OrderFilter | None = None, sort: OrderSort | None = OrderSort.PLACED_AT_DESC,
         first: int | None = None, after: str | None = None,
     ) -> Connection[OrderType]:
+        sort = sort or OrderSort.PLACED_AT_DESC
         qs = (await _filtered(info, filter)).order_by(sort.value, "-id")
 
         async def nodes(rows):
