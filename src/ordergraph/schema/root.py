@@ -22,9 +22,13 @@ from ordergraph.schema.metrics_ext import OperationMetrics
 from ordergraph.resolvers import QUERIES, MUTATIONS
 
 
-@strawberry.type
-class NodeQuery:
-    node: relay.Node | None = relay.node()
+def _node_query() -> type:
+    # A fresh class per schema: Strawberry binds the relay node field to the schema it is in.
+    @strawberry.type(name="NodeQuery")
+    class NodeQuery:
+        node: relay.Node | None = relay.node()
+
+    return NodeQuery
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -36,7 +40,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
-    Query = merge_types("Query", (NodeQuery, *QUERIES))
+    Query = merge_types("Query", (_node_query(), *QUERIES))
     Mutation = merge_types("Mutation", tuple(MUTATIONS))
     extensions = [
         lambda: QueryDepthLimiter(max_depth=settings.max_depth),
