@@ -19,6 +19,7 @@ from ordergraph.auth.resolve import InvalidCredentials, viewer_from_credentials
 from ordergraph.config import Settings, get_settings
 from ordergraph.context import Context
 from ordergraph.db import close_db, fetch, init_db
+from ordergraph.jobs import default_jobs
 from ordergraph.observability import configure_logging, log, new_request_id, request_id_var
 from ordergraph.schema.root import build_schema
 
@@ -126,10 +127,16 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
     async def lifespan(app: Starlette):
         if manage_db:
             await init_db(settings)
+        jobs = default_jobs() if settings.run_jobs else None
+        if jobs is not None:
+            jobs.start()
+        app.state.jobs = jobs
         log.info("ordergraph.start", database=settings.database_url.split("@")[-1], redis=bool(settings.redis_url))
         try:
             yield
         finally:
+            if jobs is not None:
+                await jobs.stop()
             if manage_db:
                 await close_db()
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_page_size: int = 100
 
     reservation_ttl_seconds: int = 15 * 60
+    # Periodic jobs (reservation expiry) in this process; off for dedicated API-only processes.
+    run_jobs: bool = True
     idempotency_wait_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = True
