@@ -12,6 +12,7 @@ ORDER_FIELDS = """
           allocations { warehouseCode quantity status } }
   holds { reason active }
   payments { status authorized { amount } captured { amount } refunded { amount } }
+  firstPaymentActions: payments { availableActions }
   timeline { sequence type actor data }
 """
 

@@ -87,8 +87,10 @@ async def test_partial_capture_and_refunds_never_exceed_captured(gql, db):
     await world()
     key = await f.staff_key()
     o = await _place(gql, key, [("SKU-A", 3)])  # 30.00 authorized
+    assert o["firstPaymentActions"] == [{"availableActions": ["CAPTURE", "VOID"]}]
     r = (await gql(CAPTURE, {"id": o["id"], "amount": "20.00"}, auth=key))["capturePayment"]["order"]
     assert r["payments"][0]["status"] == "PARTIALLY_CAPTURED"
+    assert r["firstPaymentActions"] == [{"availableActions": ["CAPTURE", "REFUND"]}]
     over = (await gql(CAPTURE, {"id": o["id"], "amount": "10.01"}, auth=key))["capturePayment"]
     assert over["code"] == "CAPTURE_EXCEEDS_AUTHORIZED"
     r = (await gql(REFUND, {"id": o["id"], "amount": "5.00"}, auth=key))["refundPayment"]["order"]

@@ -23,7 +23,7 @@ from ordergraph.schema.enums import (
     ServiceLevel,
     TransactionKind,
 )
-from ordergraph.workflows.order_lifecycle import ORDER, OrderContext
+from ordergraph.workflows.order_lifecycle import ORDER, PAYMENT, OrderContext
 
 PAYMENT_ACTIONS_OK = {"AUTHORIZED", "PARTIALLY_CAPTURED", "CAPTURED", "PARTIALLY_REFUNDED", "REFUNDED"}
 
@@ -134,6 +134,11 @@ class PaymentType:
     failure_code: str | None
     created_at: datetime
     payment_id: strawberry.Private[int]
+    model: strawberry.Private[Payment]
+
+    @strawberry.field(description="Lifecycle actions allowed now (CAPTURE, VOID, REFUND).")
+    def available_actions(self) -> list[str]:
+        return PAYMENT.available(self.model)
 
     @classmethod
     def from_model(cls, p: Payment) -> PaymentType:
@@ -142,7 +147,7 @@ class PaymentType:
             amount=money(p.amount, p.currency), authorized=money(p.authorized_amount, p.currency),
             captured=money(p.captured_amount, p.currency), refunded=money(p.refunded_amount, p.currency),
             authorization_expires_at=p.authorization_expires_at, failure_code=p.failure_code,
-            created_at=p.created_at, payment_id=p.id,
+            created_at=p.created_at, payment_id=p.id, model=p,
         )
 
     @strawberry.field
