@@ -47,6 +47,7 @@ ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, Orde
 class Plan:
     takes: list[tuple[OrderLine, InventoryLevel, int]] = field(default_factory=list)
     short: dict[int, int] = field(default_factory=dict)  # line id -> units not allocatable
+    warehouses: list[Warehouse] = field(default_factory=list)  # the candidates considered
 
 
 def _distance_km(lat1, lon1, lat2, lon2) -> float:
@@ -149,6 +150,7 @@ async def allocate_lines(
     reject_short: bool,
     levels: dict[tuple[int, int], InventoryLevel] | None = None,
     warehouses: list[Warehouse] | None = None,
+    variants: dict[int, ProductVariant] | None = None,
 ) -> Plan:
     """Allocate what each line still needs; inside the caller's transaction."""
     needs = [(ln, ln.quantity - ln.allocated_quantity - ln.shipped_quantity - ln.cancelled_quantity) for ln in lines]
@@ -159,8 +161,10 @@ async def allocate_lines(
     if levels is None:
         levels = await lock_levels([w.id for w in warehouses], list({ln.variant_id for ln, _ in needs}))
     plan = plan_allocation(channel.allocation_strategy, warehouses, needs, levels, order.shipping_address)
-    variants = {v.id: v for v in await ProductVariant.filter(id__in=[ln.variant_id for ln, _ in needs])}
+    plan.warehouses = warehouses
     if plan.short:
+        if variants is None:
+            variants = {v.id: v for v in await ProductVariant.filter(id__in=[ln.variant_id for ln, _ in needs])}
         backorderable = channel.stock_policy is StockPolicy.ACCEPT
         refused = [
             ln for ln, _ in needs
@@ -196,8 +200,7 @@ def insufficient_stock(lines, plan: Plan, levels, warehouses) -> DomainError:
     return DomainError(ErrorCode.INSUFFICIENT_STOCK, f"not enough stock for {skus}", ["lines"], {"shortages": shortages})
 
 
-async def status_after_allocation(order: Order) -> OrderStatus:
-    lines = await OrderLine.filter(order_id=order.id)
+def status_of(lines: list[OrderLine]) -> OrderStatus:
     open_units = sum(ln.quantity - ln.shipped_quantity - ln.cancelled_quantity for ln in lines)
     allocated = sum(ln.allocated_quantity for ln in lines)
     if allocated >= open_units:
@@ -210,20 +213,37 @@ class NothingAllocated(Exception):
 
 
 async def run_allocation(
-    order: Order, actor: str, *, reject_short: bool, skip_if_nothing: bool = False, **kw
+    order: Order,
+    actor: str,
+    *,
+    reject_short: bool,
+    skip_if_nothing: bool = False,
+    ctx: OrderContext | None = None,
+    channel: SalesChannel | None = None,
+    lines: list[OrderLine] | None = None,
+    variants: dict[int, ProductVariant] | None = None,
+    levels: dict[tuple[int, int], InventoryLevel] | None = None,
+    warehouses: list[Warehouse] | None = None,
 ) -> Order:
-    """Allocate an order in the caller's transaction and move it to its allocation state."""
-    channel = await SalesChannel.get(id=order.channel_id)
-    lines = await OrderLine.filter(order_id=order.id).order_by("position")
-    target = ORDER.target(order, "ALLOCATE", await order_context(order))
-    plan = await allocate_lines(order, channel, lines, actor, reject_short=reject_short, **kw)
+    """Allocate an order in the caller's transaction and move it to its allocation state.
+
+    Callers that already hold the channel, lines, variants, levels or guard context (a
+    brand-new order) pass them in; otherwise they are loaded here.
+    """
+    channel = channel or await SalesChannel.get(id=order.channel_id)
+    if lines is None:
+        lines = await OrderLine.filter(order_id=order.id).order_by("position")
+    target = ORDER.target(order, "ALLOCATE", ctx or await order_context(order))
+    plan = await allocate_lines(
+        order, channel, lines, actor, reject_short=reject_short, variants=variants, levels=levels, warehouses=warehouses
+    )
     if skip_if_nothing and not plan.takes:
         raise NothingAllocated
     before = order.status
-    order.status = choose(target, await status_after_allocation(order))
+    order.status = choose(target, status_of(lines))
     await order.save(update_fields=["status", "updated_at"])
     skus = {ln.id: ln.sku for ln in lines}
-    codes = {w.id: w.code for w in await Warehouse.filter(id__in=list({lvl.warehouse_id for _, lvl, _ in plan.takes}))}
+    codes = {w.id: w.code for w in plan.warehouses}
     await order_event(
         order, "ORDER_ALLOCATED", actor,
         status={"from": before, "to": order.status},

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.functions import Max
 
+from ordergraph.db import conn
 from ordergraph.models import Event
+
+# Last sequence written per aggregate in the current transaction: later events of the same
+# aggregate in that transaction need no MAX() query. Keyed by the transaction's client.
+_sequences: ContextVar[tuple[Any, dict[tuple[str, int], int]] | None] = ContextVar("_sequences", default=None)
+
+
+def _tx_cache() -> dict[tuple[str, int], int] | None:
+    client = conn()
+    if not isinstance(client, TransactionalDBClient):
+        return None
+    current = _sequences.get()
+    if current is None or current[0] is not client:
+        current = (client, {})
+        _sequences.set(current)
+    return current[1]
 
 
 def jsonable(value: Any) -> Any:
@@ -33,6 +51,7 @@ async def record_event(
     actor: str,
     data: dict[str, Any] | None = None,
     order_id: int | None = None,
+    new_aggregate: bool = False,
 ) -> Event:
     """Append an event to an aggregate's stream.
 
@@ -40,13 +59,23 @@ async def record_event(
     that statement holds the row lock which makes `max(sequence) + 1` safe; the unique
     (aggregate_type, aggregate_id, sequence) constraint is the last line.
     """
-    row = (
-        await Event.filter(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
-        .annotate(m=Max("sequence"))
-        .first()
-        .values("m")
-    )
-    sequence = ((row or {}).get("m") or 0) + 1
+    cache = _tx_cache()
+    key = (aggregate_type, aggregate_id)
+    if cache is not None and key in cache:
+        last = cache[key]
+    elif new_aggregate:
+        last = 0  # created in this transaction: no earlier events can exist
+    else:
+        row = (
+            await Event.filter(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+            .annotate(m=Max("sequence"))
+            .first()
+            .values("m")
+        )
+        last = (row or {}).get("m") or 0
+    sequence = last + 1
+    if cache is not None:
+        cache[key] = sequence
     return await Event.create(
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
@@ -58,5 +87,5 @@ async def record_event(
     )
 
 
-async def order_event(order: Any, type_: str, actor: str, **data: Any) -> Event:
-    return await record_event("Order", order.id, type_, actor, data, order_id=order.id)
+async def order_event(order: Any, type_: str, actor: str, *, new: bool = False, **data: Any) -> Event:
+    return await record_event("Order", order.id, type_, actor, data, order_id=order.id, new_aggregate=new)

@@ -93,7 +93,7 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str) -> Order
                     external_line_id=ln.external_line_id, quantity=ln.quantity, unit_price=price,
                 ))
             await order_event(
-                order, "ORDER_PLACED", actor, status=order.status, channel=channel.code, total=order.total,
+                order, "ORDER_PLACED", actor, new=True, status=order.status, channel=channel.code, total=order.total,
                 currency=order.currency, lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
             )
             if auth is not None:
@@ -103,8 +103,10 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str) -> Order
                     if cmd.reservation_token:
                         await _release_reservation(cmd.reservation_token, actor)
                     return order
-            await _confirm(order, actor)
-            await _allocate_new(order, cmd, lines, actor)
+            # A brand-new order: no holds, the payment just authorized (or none), nothing allocated.
+            ctx = OrderContext(order, 0, PaymentStatus.AUTHORIZED if auth else None, sum(ln.quantity for ln in lines))
+            await _confirm(order, actor, ctx)
+            await _allocate_new(order, cmd, lines, valid, ctx, actor)
             return order
     except IntegrityError as exc:
         if cmd.external_id:  # lost a race with a concurrent capture of the same external id
@@ -123,10 +125,8 @@ async def _release_reservation(token: str, actor: str) -> None:
         pass  # already gone: nothing held for this order
 
 
-async def _allocate_new(order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], actor: str) -> None:
-    from ordergraph.models import SalesChannel  # noqa: PLC0415
-
-    channel = await SalesChannel.get(id=order.channel_id)
+async def _allocate_new(order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], valid, ctx, actor: str) -> None:
+    channel = valid.channel
     warehouses = await allocation.candidate_warehouses(channel, order.shipping_address.get("country", ""))
     variant_ids = list({ln.variant_id for ln in lines})
     reserved_wh: list[int] = []
@@ -141,7 +141,10 @@ async def _allocate_new(order: Order, cmd: PlaceOrderCommand, lines: list[OrderL
         await _consume_reservation(order, cmd.reservation_token, lines, actor)
         for lvl in levels.values():
             await lvl.refresh_from_db()
-    await allocation.run_allocation(order, actor, reject_short=True, levels=levels, warehouses=warehouses)
+    await allocation.run_allocation(
+        order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines,
+        variants={v.id: v for v in valid.variants.values()}, levels=levels, warehouses=warehouses,
+    )
 
 
 async def _consume_reservation(order: Order, token: str, lines: list[OrderLine], actor: str) -> None:
@@ -169,8 +172,8 @@ async def _consume_reservation(order: Order, token: str, lines: list[OrderLine],
                 break
 
 
-async def _confirm(order: Order, actor: str) -> None:
-    ORDER.target(order, "CONFIRM", await allocation.order_context(order))
+async def _confirm(order: Order, actor: str, ctx: OrderContext | None = None) -> None:
+    ORDER.target(order, "CONFIRM", ctx or await allocation.order_context(order))
     order.status = OrderStatus.CONFIRMED
     await order.save(update_fields=["status", "updated_at"])
     await order_event(order, "ORDER_CONFIRMED", actor, status={"from": OrderStatus.PENDING, "to": OrderStatus.CONFIRMED})
