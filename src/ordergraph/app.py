@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         if manage_db:
-            await init_db(settings)
+            await init_db(settings, process_wide=True)  # requests run in other tasks
         jobs = default_jobs() if settings.run_jobs else None
         if jobs is not None:
             jobs.start()

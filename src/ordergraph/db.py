@@ -46,8 +46,14 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
-async def init_db(settings: Settings | None = None) -> None:
-    await Tortoise.init(config=tortoise_config(settings))
+async def init_db(settings: Settings | None = None, *, process_wide: bool = False) -> None:
+    """Open the connections for the current task and the tasks it starts.
+
+    Tortoise ≥ 1.1 keeps its state in a context variable of the task that called init. An ASGI
+    server runs the lifespan and each request in unrelated tasks, so the app's lifespan passes
+    `process_wide=True`: the state then also serves tasks that did not inherit it.
+    """
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=process_wide)
 
 
 async def close_db() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ordergraph.auth.tokens import viewer_for_token
@@ -180,3 +183,40 @@ def test_worker_runs_jobs_until_sigterm(cli):
             proc.wait()
     assert proc.returncode == 0, err
     assert "worker.stop" in out and "Traceback" not in err
+
+
+def test_serve_answers_over_http(cli):
+    """`ordergraph serve` as deployed: the app opens the database in its own lifespan."""
+    cli("migrate")
+    key = cli("api-key", "create").stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ordergraph.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cli.cwd, env={**cli.env, "LOG_LEVEL": "INFO"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready = httpx.get(f"{base}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+        resp = httpx.post(
+            f"{base}/graphql",
+            json={"query": "query Count { products { totalCount } }"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert resp.json() == {"data": {"products": {"totalCount": 0}}}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out and "Traceback" not in out
