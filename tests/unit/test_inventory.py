@@ -6,6 +6,7 @@ from tortoise.exceptions import IntegrityError
 from ordergraph.db import execute
 from ordergraph.models import Event, InventoryLevel, StockMovement
 from ordergraph.workflows import inventory as inv
+from ordergraph.workflows import reservations as res
 from ordergraph.workflows.errors import DomainError, ValidationFailed
 from tests import factories as f
 
@@ -36,6 +37,7 @@ def increased(monkeypatch):
         calls.append(variant_id)
 
     monkeypatch.setattr(inv, "on_stock_increased", record)
+    monkeypatch.setattr(res, "on_stock_increased", record)
     return calls
 
 

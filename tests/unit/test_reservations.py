@@ -10,20 +10,9 @@ from ordergraph.models.enums import ReservationStatus
 from ordergraph.workflows import reservations as res
 from ordergraph.workflows.errors import DomainError, TransitionError, ValidationFailed
 from tests import factories as f
-from tests.unit.test_inventory import codes, ledger
+from tests.unit.test_inventory import codes, increased, ledger  # noqa: F401 (increased is a fixture)
 
 ACTOR = "partner:P1"
-
-
-@pytest.fixture
-def increased(monkeypatch):
-    calls: list[int] = []
-
-    async def record(variant_id: int, actor: str) -> None:
-        calls.append(variant_id)
-
-    monkeypatch.setattr(res, "on_stock_increased", record)
-    return calls
 
 
 async def network():

@@ -23,6 +23,7 @@ from ordergraph.schema.network import (
     SalesChannelType,
     WarehouseType,
     channel_filter,
+    from_models,
     warehouse_filter,
 )
 from ordergraph.workflows import network as wf
@@ -144,7 +145,7 @@ class NetworkQuery:
         qs = Warehouse.filter(warehouse_filter(info.context.viewer)).order_by("priority", "id")
         if active is not None:
             qs = qs.filter(active=active)
-        return await paginate(info, qs, first, after, _warehouse_nodes)
+        return await paginate(info, qs, first, after, from_models(WarehouseType))
 
     @strawberry.field
     async def warehouse(self, info: Info, code: str) -> WarehouseType | None:
@@ -158,20 +159,12 @@ class NetworkQuery:
         qs = SalesChannel.filter(channel_filter(info.context.viewer)).order_by("id")
         if active is not None:
             qs = qs.filter(active=active)
-        return await paginate(info, qs, first, after, _channel_nodes)
+        return await paginate(info, qs, first, after, from_models(SalesChannelType))
 
     @strawberry.field
     async def sales_channel(self, info: Info, code: str) -> SalesChannelType | None:
         c = await SalesChannel.filter(channel_filter(info.context.viewer), code=code).first()
         return SalesChannelType.from_model(c) if c else None
-
-
-async def _warehouse_nodes(rows):
-    return [WarehouseType.from_model(w) for w in rows]
-
-
-async def _channel_nodes(rows):
-    return [SalesChannelType.from_model(c) for c in rows]
 
 
 @strawberry.type

@@ -60,9 +60,19 @@ def rows_by_id(info: Info, model) -> DataLoader:
     return info.context.loader(f"{model.__name__}:by_id", lambda: DataLoader(load_fn=load))
 
 
-async def _readable(info: Info, model, node_ids, scope: Q) -> list[Any]:
+def from_models(node_type):
+    """A `paginate` callback turning a page of rows into `node_type` objects."""
+
+    async def convert(rows: list[Any]) -> list[Any]:
+        return [node_type.from_model(r) for r in rows]
+
+    return convert
+
+
+async def readable_rows(model, node_ids, scope: Q | None) -> list[Any]:
+    """The rows for Relay node ids, None where missing or unreadable (`scope` None: none readable)."""
     ids = [int(i) for i in node_ids]
-    rows = {r.id: r for r in await model.filter(scope, id__in=ids)}
+    rows = {} if scope is None else {r.id: r for r in await model.filter(scope, id__in=ids)}
     return [rows.get(i) for i in ids]
 
 
@@ -115,7 +125,7 @@ class WarehouseType(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids, required: bool = False):
-        rows = await _readable(info, Warehouse, node_ids, warehouse_filter(info.context.viewer))
+        rows = await readable_rows(Warehouse, node_ids, warehouse_filter(info.context.viewer))
         return [cls.from_model(w) if w else None for w in rows]
 
 
@@ -164,7 +174,7 @@ class SalesChannelType(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids, required: bool = False):
-        rows = await _readable(info, SalesChannel, node_ids, channel_filter(info.context.viewer))
+        rows = await readable_rows(SalesChannel, node_ids, channel_filter(info.context.viewer))
         return [cls.from_model(c) if c else None for c in rows]
 
 
@@ -195,5 +205,5 @@ class PartnerType(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids, required: bool = False):
-        rows = await _readable(info, Partner, node_ids, _partner_filter(info.context.viewer))
+        rows = await readable_rows(Partner, node_ids, _partner_filter(info.context.viewer))
         return [cls.from_model(p) if p else None for p in rows]

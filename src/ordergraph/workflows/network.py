@@ -106,13 +106,26 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in after.items() if before.get(k) != v}
 
 
+def _values(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in fields}
+
+
+async def _by_code(model, code: str, label: str):
+    row = await model.get_or_none(code=code)
+    if row is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no {label} with code {code}", ["code"])
+    return row
+
+
+def _merged(row: Any, spec_cls, fields: tuple[str, ...], changes: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The row's current values, and a spec of the row with `changes` applied (for validation)."""
+    before = _values(row, fields)
+    return before, spec_cls(code=row.code, **{**before, **{k: v for k, v in changes.items() if k in fields}})
+
+
 # ---------------------------------------------------------------- warehouses
 
 WAREHOUSE_FIELDS = ("name", "address", "latitude", "longitude", "priority", "active", "ship_countries")
-
-
-def _warehouse_values(w: Warehouse | WarehouseSpec) -> dict[str, Any]:
-    return {k: getattr(w, k) for k in WAREHOUSE_FIELDS}
 
 
 async def create_warehouse(spec: WarehouseSpec, actor: str) -> Warehouse:
@@ -122,7 +135,7 @@ async def create_warehouse(spec: WarehouseSpec, actor: str) -> Warehouse:
     _check_warehouse(spec, problems)
     await _check_unique_code(Warehouse, spec.code, problems)
     problems.raise_if_any()
-    values = _warehouse_values(spec)
+    values = _values(spec, WAREHOUSE_FIELDS)
     values["name"] = spec.name.strip()
     try:
         async with transaction():
@@ -135,16 +148,13 @@ async def create_warehouse(spec: WarehouseSpec, actor: str) -> Warehouse:
 
 async def update_warehouse(code: str, changes: dict[str, Any], actor: str) -> Warehouse:
     """`changes` holds the fields to set (see WAREHOUSE_FIELDS); `address` replaces the whole address."""
-    w = await Warehouse.get_or_none(code=code)
-    if w is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no warehouse with code {code}", ["code"])
-    before = _warehouse_values(w)
-    merged = WarehouseSpec(code=code, **{**before, **{k: v for k, v in changes.items() if k in WAREHOUSE_FIELDS}})
+    w = await _by_code(Warehouse, code, "warehouse")
+    before, merged = _merged(w, WarehouseSpec, WAREHOUSE_FIELDS, changes)
     merged.address = {k: v for k, v in merged.address.items() if v is not None}
     problems = Problems()
     _check_warehouse(merged, problems)
     problems.raise_if_any()
-    after = _warehouse_values(merged)
+    after = _values(merged, WAREHOUSE_FIELDS)
     after["name"] = merged.name.strip()
     diff = _changed(before, after)
     if not diff:
@@ -177,10 +187,6 @@ def _check_channel(spec: ChannelSpec, problems: Problems) -> None:
         problems.add(ErrorCode.INVALID_VALUE, f"unknown currency {spec.currency}", "currency")
 
 
-def _channel_values(c: SalesChannel | ChannelSpec) -> dict[str, Any]:
-    return {k: getattr(c, k) for k in CHANNEL_FIELDS}
-
-
 async def _link_warehouses(channel: SalesChannel, warehouse_ids: list[int]) -> None:
     await ChannelWarehouse.filter(channel_id=channel.id).exclude(warehouse_id__in=warehouse_ids).delete()
     linked = set(await ChannelWarehouse.filter(channel_id=channel.id).values_list("warehouse_id", flat=True))
@@ -202,7 +208,7 @@ async def create_channel(spec: ChannelSpec, actor: str) -> SalesChannel:
     await _check_unique_code(SalesChannel, spec.code, problems)
     warehouse_ids = await _warehouse_ids(spec.warehouse_codes, problems)
     problems.raise_if_any()
-    values = _channel_values(spec)
+    values = _values(spec, CHANNEL_FIELDS)
     values["name"] = spec.name.strip()
     try:
         async with transaction():
@@ -219,17 +225,14 @@ async def create_channel(spec: ChannelSpec, actor: str) -> SalesChannel:
 
 async def update_channel(code: str, changes: dict[str, Any], actor: str) -> SalesChannel:
     """`changes` holds fields of CHANNEL_FIELDS and optionally `warehouse_codes` (replaces the links)."""
-    channel = await SalesChannel.get_or_none(code=code)
-    if channel is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no sales channel with code {code}", ["code"])
-    before = _channel_values(channel)
-    merged = ChannelSpec(code=code, **{**before, **{k: v for k, v in changes.items() if k in CHANNEL_FIELDS}})
+    channel = await _by_code(SalesChannel, code, "sales channel")
+    before, merged = _merged(channel, ChannelSpec, CHANNEL_FIELDS, changes)
     problems = Problems()
     _check_channel(merged, problems)
     codes = changes.get("warehouse_codes")
     warehouse_ids = await _warehouse_ids(codes, problems) if codes is not None else None
     problems.raise_if_any()
-    after = _channel_values(merged)
+    after = _values(merged, CHANNEL_FIELDS)
     after["name"] = merged.name.strip()
     diff = _changed(before, after)
     old_codes = await channel_warehouse_codes(channel.id)
