@@ -4,8 +4,9 @@ Each domain module contributes one Query and one Mutation class; the root schema
 """
 
 from ordergraph.resolvers.catalog import CatalogMutation, CatalogQuery
+from ordergraph.resolvers.inventory import InventoryMutation, InventoryQuery
 from ordergraph.resolvers.network import NetworkMutation, NetworkQuery
 from ordergraph.resolvers.orders import OrderMutation, OrderQuery
 
-QUERIES = [CatalogQuery, NetworkQuery, OrderQuery]
-MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation]
+QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery]
+MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation]
