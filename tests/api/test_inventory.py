@@ -185,7 +185,9 @@ async def test_reserve_stock_errors_change_nothing(gql, db):
     assert sorted((p["code"], tuple(p["field"])) for p in bad["problems"]) == [
         ("UNKNOWN_CHANNEL", ("channel",)), ("UNKNOWN_SKU", ("lines", "0", "sku"))]
     foreign = (await gql(RESERVE, {"input": {"channel": "MKT", "lines": [{"sku": "SKU-1", "quantity": 1}]}}, auth=partner))["reserveStock"]
-    assert (foreign["__typename"], foreign["code"]) == ("NotAuthorizedError", "FORBIDDEN")
+    unknown = (await gql(RESERVE, {"input": {"channel": "NOPE", "lines": [{"sku": "SKU-1", "quantity": 1}]}}, auth=partner))["reserveStock"]
+    assert foreign["__typename"] == unknown["__typename"] == "InvalidInputError"
+    assert [(p["code"], p["field"]) for p in foreign["problems"]] == [("UNKNOWN_CHANNEL", ["channel"])]
     for auth in (f.customer_token("ada@example.com"), None, await f.staff_key(["inventory:write"])):
         refused = (await gql(RESERVE, {"input": {"channel": "WEB", "lines": [{"sku": "SKU-1", "quantity": 1}]}}, auth=auth))["reserveStock"]
         assert (refused["__typename"], refused["code"]) == ("NotAuthorizedError", "FORBIDDEN")

@@ -57,8 +57,10 @@ async def test_partner_sees_and_acts_only_on_its_channels(gql, db):
     assert foreign["code"] == "NOT_FOUND"
     r = (await gql(PLACE, {"input": order_input([("SKU-A", 1)], channel="WEB")}, auth=acme))["placeOrder"]
     unknown = (await gql(PLACE, {"input": order_input([("SKU-A", 1)], channel="NOPE")}, auth=acme))["placeOrder"]
-    assert r["__typename"] == "NotFoundError" and r["code"] == "NOT_FOUND"
-    assert unknown["problems"][0]["code"] == "UNKNOWN_CHANNEL"
+    assert r["__typename"] == unknown["__typename"] == "InvalidInputError"
+    assert [(p["code"], p["field"]) for p in r["problems"]] == [("UNKNOWN_CHANNEL", ["channel"])]
+    assert r["problems"][0]["message"] == "unknown sales channel 'WEB'"
+    assert [(p["code"], p["field"]) for p in unknown["problems"]] == [("UNKNOWN_CHANNEL", ["channel"])]
     assert (await Order.get(number=mine["number"])).status == "ALLOCATED"
     mine_other = await gql(LIST, auth=other)
     assert [e["node"]["number"] for e in mine_other["orders"]["edges"]] == [mine["number"]]

@@ -107,11 +107,11 @@ async def test_reserve_validation_reports_every_problem(db):
     assert await Reservation.all().count() == 0
 
 
-async def test_reserve_on_a_channel_not_allowed_is_forbidden(db):
+async def test_reserve_on_a_channel_not_allowed_answers_like_an_unknown_channel(db):
     web, v, _ = await network()
-    with pytest.raises(DomainError) as err:
+    with pytest.raises(ValidationFailed) as err:
         await res.reserve_stock("WEB", [("SKU-1", 1)], "", owner="o", actor=ACTOR, allowed_channel_ids=frozenset({web.id + 1}))
-    assert err.value.code.value == "FORBIDDEN"
+    assert codes(err.value) == [("UNKNOWN_CHANNEL", ("channel",))]
     assert await reserved(v) == {}
 
 

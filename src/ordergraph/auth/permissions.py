@@ -39,11 +39,3 @@ def can_write_order(viewer: Viewer, order) -> bool:
     if viewer.kind is ViewerKind.PARTNER:
         return viewer.has_scope("orders:write") and order.channel_id in viewer.channel_ids
     return False
-
-
-def can_place_on_channel(viewer: Viewer, channel_id: int) -> bool:
-    if viewer.kind is ViewerKind.STAFF:
-        return viewer.has_scope("orders:write")
-    if viewer.kind is ViewerKind.PARTNER:
-        return viewer.has_scope("orders:write") and channel_id in viewer.channel_ids
-    return False

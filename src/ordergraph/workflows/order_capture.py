@@ -47,9 +47,12 @@ def _camel(key: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-async def validate_order(cmd: PlaceOrderCommand) -> ValidOrder:
+async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[int] | None = None) -> ValidOrder:
+    """`allowed_channel_ids`: when given, any other channel answers exactly like an unknown one."""
     problems = Problems()
     channel = await SalesChannel.get_or_none(code=cmd.channel_code)
+    if channel is not None and allowed_channel_ids is not None and channel.id not in allowed_channel_ids:
+        channel = None
     if channel is None:
         problems.add(ErrorCode.UNKNOWN_CHANNEL, f"unknown sales channel {cmd.channel_code!r}", "channel")
     elif not channel.active:

@@ -32,14 +32,14 @@ def _address(a) -> dict:
     return data
 
 
-async def place_order(cmd: PlaceOrderCommand, actor: str) -> Order:
+async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: frozenset[int] | None = None) -> Order:
     """Capture, validate, authorize, confirm and allocate an order.
 
     Nothing is written when validation fails or when a REJECT channel lacks stock (an
     authorization already obtained is voided). A declined payment still captures the
     order, PENDING on a PAYMENT hold.
     """
-    valid = await validate_order(cmd)
+    valid = await validate_order(cmd, allowed_channel_ids)
     auth = None
     pay: PaymentCommand | None = cmd.payment
     total = valid.subtotal

@@ -55,10 +55,10 @@ async def _check_request(
 ) -> tuple[SalesChannel, dict[str, ProductVariant]]:
     problems = Problems()
     channel = await SalesChannel.get_or_none(code=channel_code)
+    if channel is not None and allowed_channel_ids is not None and channel.id not in allowed_channel_ids:
+        channel = None  # another partner's channel answers exactly like a missing one
     if channel is None:
         problems.add(ErrorCode.UNKNOWN_CHANNEL, f"no sales channel {channel_code}", "channel")
-    elif allowed_channel_ids is not None and channel.id not in allowed_channel_ids:
-        raise DomainError(ErrorCode.FORBIDDEN, f"you may not reserve stock on channel {channel_code}", ["channel"])
     elif not channel.active:
         problems.add(ErrorCode.CHANNEL_INACTIVE, f"sales channel {channel_code} is inactive", "channel")
     if not lines:
@@ -95,7 +95,7 @@ async def reserve_stock(
 ) -> Reservation:
     """Hold `lines` [(sku, quantity)] on the channel for `ttl_seconds` (settings default).
 
-    `allowed_channel_ids`: None lets the caller use any channel; otherwise FORBIDDEN elsewhere.
+    `allowed_channel_ids`: None lets the caller use any channel; others answer UNKNOWN_CHANNEL.
     """
     ttl = get_settings().reservation_ttl_seconds if ttl_seconds is None else ttl_seconds
     channel, variants = await _check_request(channel_code, lines, ttl, allowed_channel_ids)
