@@ -164,3 +164,16 @@ async def test_intended_graphql_errors_pass_through(failing_app):
     assert [e["message"] for e in resp.json()["errors"]] == [
         "You asked for something we refuse on purpose."
     ]
+
+
+async def test_validation_is_cached_across_requests(gql, db):
+    """The query-limit rules are built once, so a repeated document hits the validation cache."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(1000)
+    query = "query CacheProbe { products(first: 1) { totalCount } }"
+    await gql(query)
+    hits = cache.cache_info().hits
+    await gql(query)
+    await gql(query)
+    assert cache.cache_info().hits == hits + 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -42,9 +43,14 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     Query = merge_types("Query", (_node_query(), *QUERIES))
     Mutation = merge_types("Mutation", tuple(MUTATIONS))
+    # Build the limit rules once: ValidationCache keys on the rule classes, so rules created
+    # per request would make every request miss the cache.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
