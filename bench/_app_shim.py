@@ -1,10 +1,10 @@
 """Fallback entry point for the benchmarks: the real app, with its database opened so that
 request tasks can see it.
 
-`ordergraph.app.create_app(manage_db=True)` opens Tortoise inside the lifespan task with
-`Tortoise.init(config=...)`; Tortoise ≥ 1.1 binds that state to a context variable of the
-lifespan task only, so under a standalone uvicorn every request fails with "No
-TortoiseContext is currently active" (/readyz answers 503). The benchmarks start the real
+Before commit 092c316, `ordergraph.app.create_app(manage_db=True)` opened Tortoise inside the
+lifespan task with `Tortoise.init(config=...)`; Tortoise ≥ 1.1 binds that state to a context
+variable of the lifespan task only, so under a standalone uvicorn every request failed with
+"No TortoiseContext is currently active" (/readyz answered 503). The benchmarks start the real
 factory first and use this shim only when /readyz says the database is unreachable. The
 shim changes nothing else: same schema, same resolvers, same workflows, same middleware;
 it only passes `_enable_global_fallback=True` when opening the connections.

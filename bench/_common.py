@@ -382,7 +382,10 @@ def _proc_table() -> dict[int, tuple[str, int, int]]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         parts = raw.rsplit(")", 1)[1].split()
-        out[int(entry)] = (comm, int(parts[1]), int(parts[11]) + int(parts[12]))
+        ticks = int(parts[11]) + int(parts[12])
+        if int(entry) == os.getpid():
+            ticks += int(parts[13]) + int(parts[14])  # children already reaped (a finished wrk run)
+        out[int(entry)] = (comm, int(parts[1]), ticks)
     return out
 
 

@@ -399,6 +399,11 @@ async def main(args) -> dict:
         print(f"[profile] py-spy samples of the app process: {args.profile}")
         print(json.dumps(prof, indent=2))
     ratio = app_res.rate / base_res.rate
+    warnings = [f"other processes used {side['cpu_cores_used']['other']} cores during the {name} run"
+                for name, side in (("app", app), ("baseline", base)) if side["cpu_cores_used"]["other"] > 0.1]
+    for w in warnings:
+        print(f"  ! {w}", file=sys.stderr)
+    report["warnings"] = warnings
     report |= {"app": app, "baseline": base, "rows_per_order": {"app": app_rows, "baseline": base_rows},
                "same_rows_per_order": same_rows, "inventory_consistent": consistent,
                "ratio": round(ratio, 3), "target": TARGET, "target_met": ratio >= TARGET}
