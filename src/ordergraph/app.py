@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
     async def lifespan(app: Starlette):
         if manage_db:
             await init_db(settings, process_wide=True)  # requests run in other tasks
+            await fetch("SELECT 1 AS ok")  # connect now, not inside the first job tick
         jobs = default_jobs() if settings.run_jobs else None
         if jobs is not None:
             jobs.start()

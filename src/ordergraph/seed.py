@@ -18,7 +18,7 @@ from pathlib import Path
 from ordergraph.auth.keys import create_api_key
 from ordergraph.auth.tokens import issue_customer_token
 from ordergraph.db import transaction
-from ordergraph.models import Order, Partner, Warehouse
+from ordergraph.models import Order, Warehouse
 from ordergraph.models.enums import (
     AllocationStrategy,
     CaptureMode,
@@ -241,7 +241,7 @@ async def _seed_network(result: SeedResult) -> None:
         ),
         ACTOR,
     )
-    mkt = await network.create_channel(
+    await network.create_channel(
         network.ChannelSpec(
             code="MKT", name="Acme Marketplace", kind=ChannelKind.MARKETPLACE, currency="USD",
             allocation_strategy=AllocationStrategy.FEWEST_SHIPMENTS, stock_policy=StockPolicy.ACCEPT,
@@ -249,9 +249,7 @@ async def _seed_network(result: SeedResult) -> None:
         ),
         ACTOR,
     )
-    # Not network.create_partner: its code pattern is upper-case only, and partner codes are
-    # lower-case slugs elsewhere (API keys, principals "partner:acme-market").
-    await Partner.create(code=PARTNER_CODE, name="Acme Market", channel_ids=[mkt.id])
+    await network.create_partner(PARTNER_CODE, "Acme Market", ["MKT"], ACTOR)
     result.warehouses, result.channels = len(WAREHOUSES), 2
 
 

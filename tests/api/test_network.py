@@ -255,6 +255,16 @@ async def test_create_partner(gql, db):
     assert type_ == "PARTNER_CREATED" and data["channels"] == ["MKT", "WEB"]
 
 
+async def test_partner_codes_may_be_lower_case_slugs_but_not_mixed(gql, db):
+    key = await f.staff_key()
+    await f.channel("MKT", [])
+    ok = (await gql(CREATE_PARTNER, {"input": {"code": "acme-market", "name": "Acme", "channels": ["MKT"]}}, auth=key))["createPartner"]
+    assert ok["partner"]["code"] == "acme-market"
+    mixed = (await gql(CREATE_PARTNER, {"input": {"code": "Acme-Market", "name": "Acme", "channels": ["MKT"]}}, auth=key))["createPartner"]
+    assert _problems(mixed) == [("INVALID_VALUE", ("code",))]
+    assert await Partner.all().count() == 1
+
+
 async def test_create_partner_errors(gql, db):
     key = await f.staff_key()
     await f.partner_key("ACME", [])

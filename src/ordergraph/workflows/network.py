@@ -20,6 +20,8 @@ from ordergraph.workflows.events import record_event
 from ordergraph.workflows.validation import COUNTRIES, CURRENCIES
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+# Partner codes are slugs that also name the partner's principal ("partner:acme-market").
+PARTNER_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$|^[A-Z0-9][A-Z0-9_-]{0,31}$")
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
 WAREHOUSE_ADDRESS_REQUIRED = ("line1", "city", "postal_code", "country")
 _CAMEL = {"postal_code": "postalCode"}
@@ -51,10 +53,11 @@ class ChannelSpec:
     warehouse_codes: list[str] = field(default_factory=list)
 
 
-def _check_code(code: str, problems: Problems) -> None:
-    if not CODE_PATTERN.match(code):
+def _check_code(code: str, problems: Problems, pattern: re.Pattern = CODE_PATTERN) -> None:
+    if not pattern.match(code):
+        letters = "a-z or A-Z (not mixed)" if pattern is PARTNER_CODE_PATTERN else "A-Z"
         problems.add(
-            ErrorCode.INVALID_VALUE, "code must be 1 to 32 of A-Z, 0-9, '_' and '-'", "code"
+            ErrorCode.INVALID_VALUE, f"code must be 1 to 32 of {letters}, 0-9, '_' and '-'", "code"
         )
 
 
@@ -256,7 +259,7 @@ async def update_channel(code: str, changes: dict[str, Any], actor: str) -> Sale
 
 async def create_partner(code: str, name: str, channel_codes: list[str], actor: str) -> Partner:
     problems = Problems()
-    _check_code(code, problems)
+    _check_code(code, problems, PARTNER_CODE_PATTERN)
     _check_name(name, problems)
     await _check_unique_code(Partner, code, problems)
     found = {c.code: c.id for c in await SalesChannel.filter(code__in=channel_codes)}
