@@ -6,25 +6,24 @@ if they are unreachable it fails at once with a clear message instead of skippin
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 from ordergraph.app import create_app
 from ordergraph.config import Settings
 from ordergraph.db import close_db, dialect, execute, fetch, init_db, tortoise_config
+from tests.servers import serve
 
 PG_ADMIN_DSN = os.environ.get("OG_TEST_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
-PG_TEST_DB = os.environ.get("OG_TEST_PG_DB", "ordergraph_test")
+# One database per test run, so parallel runs on one machine never drop each other's.
+PG_TEST_DB = os.environ.get("OG_TEST_PG_DB", f"ordergraph_test_{os.getpid()}")
 REDIS_URL = os.environ.get("OG_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
@@ -114,6 +113,14 @@ async def db(settings) -> AsyncIterator[Settings]:
     await init_db(settings)
     yield settings
     await close_db()
+    if settings.database_url.startswith("postgres"):
+        import asyncpg  # noqa: PLC0415
+
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 TABLES_KEEP = {"tortoise_migrations", "sqlite_sequence"}
@@ -148,28 +155,11 @@ async def clean_db(request) -> AsyncIterator[None]:
     yield
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 async def server(db) -> AsyncIterator[str]:
     """The real app served by uvicorn on a local port, in the test's event loop."""
-    app = create_app(db, manage_db=False)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
-    srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
-    for _ in range(200):
-        if srv.started:
-            break
-        await asyncio.sleep(0.02)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    await task
+    async with serve(create_app(db, manage_db=False)) as base_url:
+        yield base_url
 
 
 class GraphQLClient:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -17,13 +16,13 @@ from decimal import Decimal as D
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ordergraph.integrations import payments as p
+from tests.servers import free_port, serve
 
 API_KEY = "sk_test_51abc"
 STATUS_FOR_CODE = {p.AUTHORIZATION_NOT_FOUND: 404, p.INVALID_AMOUNT: 400}
@@ -104,27 +103,11 @@ class FakePaymentApi:
         return JSONResponse({"id": r.reference, "status": "succeeded"} | body)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 async def payment_api() -> AsyncIterator[tuple[FakePaymentApi, str]]:
     api = FakePaymentApi()
-    port = _free_port()
-    config = uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
-    for _ in range(200):
-        if srv.started:
-            break
-        await asyncio.sleep(0.02)
-    assert srv.started, "uvicorn did not start"
-    yield api, f"http://127.0.0.1:{config.port}"
-    srv.should_exit = True
-    await task
+    async with serve(api.app, lifespan="off") as base_url:
+        yield api, base_url
 
 
 @pytest.fixture
@@ -250,7 +233,7 @@ async def test_a_server_slower_than_the_timeout_raises_gateway_unavailable(payme
 
 
 async def test_connection_refused_raises_gateway_unavailable():
-    closed = p.HttpGateway(f"http://127.0.0.1:{_free_port()}", API_KEY, timeout=2)
+    closed = p.HttpGateway(f"http://127.0.0.1:{free_port()}", API_KEY, timeout=2)
     with pytest.raises(p.GatewayUnavailable, match="ConnectError"):
         await closed.void("auth_x", "k")
 
