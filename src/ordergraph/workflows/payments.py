@@ -7,6 +7,7 @@ transaction each, with an event on the order.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from ordergraph.db import transaction
@@ -27,6 +28,8 @@ CENT = Decimal("0.01")
 DECLINE_CODES = {
     "insufficient_funds": ErrorCode.INSUFFICIENT_FUNDS,
     "authorization_expired": ErrorCode.AUTHORIZATION_EXPIRED,
+    "amount_exceeds_authorization": ErrorCode.CAPTURE_EXCEEDS_AUTHORIZED,
+    "amount_exceeds_captured": ErrorCode.REFUND_EXCEEDS_CAPTURED,
 }
 
 
@@ -94,38 +97,80 @@ async def _gateway_call(payment: Payment, kind: TransactionKind, amount: Decimal
         raise DomainError(ErrorCode.GATEWAY_UNAVAILABLE, "the payment gateway is unavailable; retry later") from exc
 
 
-async def capture(payment_id: int, amount: Decimal | None, actor: str) -> Payment:
+@dataclass(frozen=True)
+class _Movement:
+    """Capture and refund move money the same way; this is what differs between them."""
+
+    action: str
+    kind: TransactionKind
+    total: str  # the Payment field the movement adds to
+    ceiling: str  # the Payment field it may never exceed
+    full: PaymentStatus
+    partial: PaymentStatus
+    exceeded: ErrorCode
+    done_event: str
+    failed_event: str
+
+
+CAPTURE = _Movement("CAPTURE", TransactionKind.CAPTURE, "captured_amount", "authorized_amount",
+                    PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_CAPTURED, ErrorCode.CAPTURE_EXCEEDS_AUTHORIZED,
+                    "PAYMENT_CAPTURED", "PAYMENT_CAPTURE_FAILED")
+REFUND = _Movement("REFUND", TransactionKind.REFUND, "refunded_amount", "captured_amount",
+                   PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, ErrorCode.REFUND_EXCEEDS_CAPTURED,
+                   "PAYMENT_REFUNDED", "PAYMENT_REFUND_FAILED")
+
+
+def _room(payment: Payment, m: _Movement) -> Decimal:
+    return getattr(payment, m.ceiling) - getattr(payment, m.total)
+
+
+async def _move_money(payment_id: int, m: _Movement, amount: Decimal | None, actor: str, **event_data) -> Payment:
     payment = await Payment.get(id=payment_id)
-    remaining = payment.authorized_amount - payment.captured_amount
-    amount = remaining if amount is None else amount
-    target = PAYMENT.target(payment, "CAPTURE")
+    target = PAYMENT.target(payment, m.action)
+    room = _room(payment, m)
+    amount = room if amount is None else amount
     if amount <= 0 or amount.as_tuple().exponent < -2:
         raise DomainError(ErrorCode.INVALID_VALUE, "amount must be positive with at most 2 decimals", ["amount"])
-    if amount > remaining:
-        raise DomainError(
-            ErrorCode.CAPTURE_EXCEEDS_AUTHORIZED, f"only {remaining} {payment.currency} is left to capture", ["amount"]
-        )
+    if amount > room:
+        raise DomainError(m.exceeded, f"only {room} {payment.currency} is left to {m.action.lower()}", ["amount"])
     gw = get_gateway(payment.gateway)
-    key = f"cap-{payment.id}-{payment.captured_amount}-{amount}"
-    result = await _gateway_call(payment, TransactionKind.CAPTURE, amount, lambda: gw.capture(payment.authorization_ref, amount, key))
+    call = gw.capture if m is CAPTURE else gw.refund
+    key = f"{m.action.lower()}-{payment.id}-{getattr(payment, m.total)}-{amount}"
+    result = await _gateway_call(payment, m.kind, amount, lambda: call(payment.authorization_ref, amount, key))
     async with transaction():
         payment = await Payment.select_for_update().get(id=payment_id)
         order = await Order.get(id=payment.order_id)
         await PaymentTransaction.create(
-            payment=payment, kind=TransactionKind.CAPTURE, amount=amount, success=result.success,
-            gateway_ref=result.reference, error_code=result.error_code, error_message=None if result.success else result.message,
+            payment=payment, kind=m.kind, amount=amount, success=result.success, gateway_ref=result.reference,
+            error_code=result.error_code, error_message=None if result.success else result.message,
         )
         if not result.success:
-            await order_event(order, "PAYMENT_CAPTURE_FAILED", actor, payment_id=payment.id, amount=amount, error_code=result.error_code)
+            await order_event(order, m.failed_event, actor, payment_id=payment.id, amount=amount, error_code=result.error_code)
+        elif amount > _room(payment, m):  # a concurrent movement took the room first
+            raise DomainError(m.exceeded, f"only {_room(payment, m)} {payment.currency} is left to {m.action.lower()}", ["amount"])
         else:
-            payment.captured_amount += amount
-            full = payment.captured_amount >= payment.authorized_amount
-            payment.status = choose(target, PaymentStatus.CAPTURED if full else PaymentStatus.PARTIALLY_CAPTURED)
-            await payment.save(update_fields=["captured_amount", "status", "updated_at"])
-            await order_event(order, "PAYMENT_CAPTURED", actor, payment_id=payment.id, amount=amount, captured_total=payment.captured_amount)
+            setattr(payment, m.total, getattr(payment, m.total) + amount)
+            full = getattr(payment, m.total) >= getattr(payment, m.ceiling)
+            payment.status = choose(target, m.full if full else m.partial)
+            await payment.save(update_fields=[m.total, "status", "updated_at"])
+            await order_event(order, m.done_event, actor, payment_id=payment.id, amount=amount,
+                              total=getattr(payment, m.total), **event_data)
     if not result.success:
-        raise DomainError(decline_error(result.error_code), result.message or "capture failed", ["amount"], {"decline_code": result.error_code})
+        raise DomainError(
+            decline_error(result.error_code), result.message or f"{m.action.lower()} failed", ["amount"],
+            {"decline_code": result.error_code},
+        )
     return payment
+
+
+async def capture(payment_id: int, amount: Decimal | None, actor: str) -> Payment:
+    """Capture (part of) an authorization; never more than authorized."""
+    return await _move_money(payment_id, CAPTURE, amount, actor)
+
+
+async def refund(payment_id: int, amount: Decimal | None, actor: str, reason: str = "") -> Payment:
+    """Refund (part of) what was captured; never more than captured."""
+    return await _move_money(payment_id, REFUND, amount, actor, reason=reason)
 
 
 async def void(payment_id: int, actor: str) -> Payment:
@@ -145,38 +190,6 @@ async def void(payment_id: int, actor: str) -> Payment:
             await order_event(order, "PAYMENT_VOIDED", actor, payment_id=payment.id)
     if not result.success:
         raise DomainError(decline_error(result.error_code), result.message or "void failed")
-    return payment
-
-
-async def refund(payment_id: int, amount: Decimal | None, actor: str, reason: str = "") -> Payment:
-    payment = await Payment.get(id=payment_id)
-    target = PAYMENT.target(payment, "REFUND")
-    refundable = payment.captured_amount - payment.refunded_amount
-    amount = refundable if amount is None else amount
-    if amount <= 0 or amount.as_tuple().exponent < -2:
-        raise DomainError(ErrorCode.INVALID_VALUE, "amount must be positive with at most 2 decimals", ["amount"])
-    if amount > refundable:
-        raise DomainError(
-            ErrorCode.REFUND_EXCEEDS_CAPTURED, f"only {refundable} {payment.currency} can be refunded", ["amount"]
-        )
-    gw = get_gateway(payment.gateway)
-    key = f"ref-{payment.id}-{payment.refunded_amount}-{amount}"
-    result = await _gateway_call(payment, TransactionKind.REFUND, amount, lambda: gw.refund(payment.authorization_ref, amount, key))
-    async with transaction():
-        payment = await Payment.select_for_update().get(id=payment_id)
-        order = await Order.get(id=payment.order_id)
-        await PaymentTransaction.create(
-            payment=payment, kind=TransactionKind.REFUND, amount=amount, success=result.success,
-            gateway_ref=result.reference, error_code=result.error_code, error_message=None if result.success else result.message,
-        )
-        if result.success:
-            payment.refunded_amount += amount
-            full = payment.refunded_amount >= payment.captured_amount
-            payment.status = choose(target, PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED)
-            await payment.save(update_fields=["refunded_amount", "status", "updated_at"])
-            await order_event(order, "PAYMENT_REFUNDED", actor, payment_id=payment.id, amount=amount, reason=reason, refunded_total=payment.refunded_amount)
-    if not result.success:
-        raise DomainError(decline_error(result.error_code), result.message or "refund failed", ["amount"])
     return payment
 
 
