@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import platform
 import signal
@@ -417,6 +418,87 @@ class CpuMeter:
             key = "bench" if pid in mine else "postgres" if comm.startswith("postgres") else "other"
             groups[key] += delta
         self.cores = {k: round(v / _HZ / max(wall, 1e-9), 2) for k, v in groups.items()}
+
+
+# -- statements per operation -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def statement_log():
+    """Every statement sent through asyncpg in this process while the block runs."""
+    from asyncpg.connection import Connection  # noqa: PLC0415
+
+    log: list[str] = []
+    saved = {}
+    for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+        saved[name] = orig = getattr(Connection, name)
+
+        def wrap(orig):
+            async def logged(self, query, *args, **kwargs):
+                log.append(query)
+                return await orig(self, query, *args, **kwargs)
+
+            return logged
+
+        setattr(Connection, name, wrap(orig))
+    try:
+        yield log
+    finally:
+        for name, orig in saved.items():
+            setattr(Connection, name, orig)
+
+
+def classify(statements: list[str]) -> dict:
+    out = {"total": len(statements), "pool_resets": 0, "begin_commit": 0, "reads": 0, "writes": 0}
+    for q in statements:
+        head = q.lstrip().split(None, 1)[0].upper().rstrip(";") if q.strip() else ""
+        if "pg_advisory_unlock_all" in q:
+            out["pool_resets"] += 1
+        elif head in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+            out["begin_commit"] += 1
+        elif head == "SELECT" and "FOR UPDATE" not in q.upper():
+            out["reads"] += 1
+        else:
+            out["writes"] += 1  # INSERT / UPDATE / SELECT … FOR UPDATE
+    return out
+
+
+async def app_statements(url: str, key: str, body: dict, repeat_body=None) -> tuple[dict, list[str]]:
+    """Statements the app sends for one POST /graphql (served in this process through httpx's
+    ASGI transport on the bench database; one identical request first so one-time type
+    introspection is not counted). `repeat_body(i)` gives the i-th body when requests must differ."""
+    import httpx  # noqa: PLC0415
+
+    from ordergraph.app import create_app  # noqa: PLC0415
+    from ordergraph.db import close_db, init_db  # noqa: PLC0415
+
+    settings = _settings(url)
+    await init_db(settings)
+    try:
+        app = create_app(settings, manage_db=False)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
+            first = repeat_body(0) if repeat_body else body
+            (await http.post("/graphql", json=first, headers=headers)).raise_for_status()
+            with statement_log() as log:
+                resp = await http.post("/graphql", json=repeat_body(1) if repeat_body else body, headers=headers)
+            resp.raise_for_status()
+            if "errors" in resp.json():
+                raise RuntimeError(f"statement count request failed: {resp.text[:500]}")
+    finally:
+        await close_db()
+    return classify(log), log
+
+
+def git_state() -> dict:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "migrations"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return {"commit": sha, "app_sources_modified": bool(dirty)}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "app_sources_modified": None}
 
 
 # -- profiling (optional: py-spy) -------------------------------------------------------------

@@ -106,8 +106,8 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app() -> Starlette:
-    url = os.environ["DATABASE_URL"]
+def create_app(url: str | None = None) -> Starlette:
+    url = url or os.environ["DATABASE_URL"]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

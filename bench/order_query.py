@@ -207,7 +207,7 @@ async def main(args) -> dict:
     elif client == "wrk" and not shutil.which("wrk"):
         print("  ! wrk not installed (apt-get install -y wrk); using httpx", file=sys.stderr)
         client = "httpx"
-    report: dict = {"bench": "order_query", "machine": c.machine(), "postgres": await c.pg_version(),
+    report: dict = {"bench": "order_query", "machine": c.machine(), "postgres": await c.pg_version(), "git": c.git_state(),
                     "orders": args.orders, "concurrency": args.concurrency, "duration_s": args.duration,
                     "warmup_s": args.warmup, "client": client}
     print(f"[setup] recreating database {args.db}")
@@ -237,6 +237,11 @@ async def main(args) -> dict:
     order = sample["data"]["order"]
     report["answer"] = {"bytes": len(json.dumps(sample)), "lines": len(order["lines"]), "events": len(order["timeline"])}
     print(f"[check] identical answers for 20 orders ({report['answer']})")
+    app_stmts, _ = await c.app_statements(url, world["key"], app_t.body(numbers[0]))
+    raw_stmts = await raw_statements(url, raw_t, numbers[0])
+    report["statements_per_request"] = {"app": app_stmts, "baseline": raw_stmts}
+    print(f"[check] statements per request  app: {app_stmts}")
+    print(f"[check] statements per request  baseline: {raw_stmts}")
 
     try:
         print(f"[app] {client}: {args.concurrency} connections, {args.warmup}s warm-up + {args.duration}s")
@@ -263,6 +268,21 @@ async def main(args) -> dict:
                "warnings": warnings}
     print(f"\nratio app/baseline = {ratio:.3f} (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
     return report
+
+
+async def raw_statements(url: str, target: Target, number: str) -> dict:
+    """Statements the hand-written endpoint sends for one request (served in this process)."""
+    import httpx  # noqa: PLC0415
+
+    from _raw_order_api import create_app  # noqa: PLC0415
+
+    raw = create_app(url)
+    async with raw.router.lifespan_context(raw):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=raw), base_url="http://bench") as http:
+            (await http.post(target.path, json=target.body(number), headers=target.headers)).raise_for_status()
+            with c.statement_log() as log:
+                (await http.post(target.path, json=target.body(number), headers=target.headers)).raise_for_status()
+    return c.classify(log)
 
 
 @contextlib.asynccontextmanager
