@@ -258,7 +258,8 @@ async def main(args) -> dict:
         if side["server_cpu_utilisation"] < 0.8:
             why = (f"the machine was saturated ({used:.2f} of {os.cpu_count()} cores busy: server, PostgreSQL "
                    f"and the {client} client share them)" if used >= 0.9 * (os.cpu_count() or 1)
-                   else f"something else limited it (the {client} client?)")
+                   else f"it was not CPU-bound but waited on PostgreSQL or the {client} client "
+                        f"({used:.2f} of {os.cpu_count()} cores busy in all)")
             warnings.append(f"the {name} server used only {side['server_cpu_utilisation']:.0%} of its core; {why}")
         if side["cpu_cores_used"]["other"] > 0.1:
             warnings.append(f"other processes used {side['cpu_cores_used']['other']} cores during the {name} run")
