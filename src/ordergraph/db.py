@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from tortoise import Tortoise, connections
@@ -88,9 +90,33 @@ async def fetch(sql: str, values: list[Any] | None = None) -> list[dict[str, Any
     return await conn().execute_query_dict(sql, values or [])
 
 
+# Callbacks to run once the outermost transaction of the current task has committed.
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar("_after_commit", default=None)
+
+
 @asynccontextmanager
 async def transaction():
+    """A transaction; nested ones are savepoints. `after_commit` callbacks run after the
+    outermost one commits, and are dropped when it rolls back."""
     from tortoise.transactions import in_transaction  # noqa: PLC0415
 
-    async with in_transaction("default") as tx:
-        yield tx
+    outermost = _after_commit.get() is None
+    token = _after_commit.set([]) if outermost else None
+    try:
+        async with in_transaction("default") as tx:
+            yield tx
+        callbacks = _after_commit.get() if outermost else []
+    finally:
+        if token is not None:
+            _after_commit.reset(token)
+    for callback in callbacks or ():
+        callback()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` when the current transaction commits (at once outside a transaction)."""
+    pending = _after_commit.get()
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)

@@ -163,10 +163,13 @@ async def test_set_stock_policy_writes_a_policy_row_and_low_stock(db, increased)
         ("W1", "POLICY", 0, 10, 2, 0, "safety_stock 0→3; reorder_point 0→6", ACTOR),
     ]
     events = [(e.type, e.data) for e in await Event.filter(aggregate_type="InventoryLevel", aggregate_id=lvl.id).order_by("sequence")]
+    level = {"warehouse_id": w.id, "variant_id": v.id, "on_hand": 10, "allocated": 2, "reserved": 0,
+             "safety_stock": 3, "available": 5, "reorder_point": 6}
     assert events == [
         ("STOCK_POLICY_CHANGED", {"warehouse": "W1", "sku": "SKU-1", "before": {"safety_stock": 0, "reorder_point": 0},
                                   "after": {"safety_stock": 3, "reorder_point": 6}}),
-        ("LOW_STOCK", {"warehouse_id": w.id, "variant_id": v.id, "available": 5, "reorder_point": 6}),
+        ("STOCK_CHANGED", {**level, "kind": "POLICY", "quantity": 0, "reference": ""}),
+        ("LOW_STOCK", level),
     ]
     assert increased == []
     await inv.set_stock_policy("W1", "SKU-1", 1, 6, ACTOR)  # lowering safety stock frees units

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,8 +12,24 @@ from typing import Any
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.functions import Max
 
-from ordergraph.db import conn
+from ordergraph.db import after_commit, conn
 from ordergraph.models import Event
+
+# Where committed events go (the outbox publisher, installed by the app); None: nowhere yet,
+# and the relay publishes them from the table. Called with the event and its routing facts.
+EventSink = Callable[[Event, dict[str, Any]], None]
+_sink: EventSink | None = None
+
+
+def set_event_sink(sink: EventSink | None) -> None:
+    global _sink  # noqa: PLW0603 - one sink per process
+    _sink = sink
+
+
+def _publish_after_commit(event: Event, routing: dict[str, Any]) -> None:
+    sink = _sink
+    if sink is not None:
+        after_commit(lambda: sink(event, routing))
 
 # Last sequence written per aggregate in the current transaction: later events of the same
 # aggregate in that transaction need no MAX() query. Keyed by the transaction's client.
@@ -52,6 +69,7 @@ async def record_event(
     data: dict[str, Any] | None = None,
     order_id: int | None = None,
     new_aggregate: bool = False,
+    routing: dict[str, Any] | None = None,
 ) -> Event:
     """Append an event to an aggregate's stream.
 
@@ -76,7 +94,7 @@ async def record_event(
     sequence = last + 1
     if cache is not None:
         cache[key] = sequence
-    return await Event.create(
+    event = await Event.create(
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         sequence=sequence,
@@ -85,7 +103,24 @@ async def record_event(
         data=jsonable(data or {}),
         actor=actor,
     )
+    _publish_after_commit(event, routing or {})
+    return event
+
+
+def order_routing(order: Any) -> dict[str, Any]:
+    """What subscribers are routed and authorized by, known without reading the order again."""
+    return {
+        "order": {
+            "id": order.id,
+            "number": order.number,
+            "status": str(order.status),
+            "channel_id": order.channel_id,
+            "email": order.customer_email,
+        }
+    }
 
 
 async def order_event(order: Any, type_: str, actor: str, *, new: bool = False, **data: Any) -> Event:
-    return await record_event("Order", order.id, type_, actor, data, order_id=order.id, new_aggregate=new)
+    return await record_event(
+        "Order", order.id, type_, actor, data, order_id=order.id, new_aggregate=new, routing=order_routing(order)
+    )

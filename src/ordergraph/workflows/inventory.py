@@ -185,18 +185,11 @@ async def set_stock_policy(
         after = {"safety_stock": safety_stock, "reorder_point": reorder_point}
         await InventoryLevel.filter(id=level.id).update(**after)
         reason = "; ".join(f"{k} {before[k]}→{after[k]}" for k in after)
-        state = await move(level.id, MovementKind.POLICY, actor=actor, quantity=0, reason=reason)
         await record_event(
             "InventoryLevel", level.id, "STOCK_POLICY_CHANGED", actor,
             {"warehouse": warehouse_code, "sku": sku, "before": before, "after": after},
         )
-        old_available = level.available
-        if state.reorder_point > 0 and old_available > state.reorder_point >= state.available:
-            await record_event(
-                "InventoryLevel", level.id, "LOW_STOCK", actor,
-                {"warehouse_id": state.warehouse_id, "variant_id": state.variant_id,
-                 "available": state.available, "reorder_point": state.reorder_point},
-            )
+        await move(level.id, MovementKind.POLICY, actor=actor, quantity=0, reason=reason, available_before=level.available)
         movement = await _last_movement(level)
     if safety_stock < before["safety_stock"]:
         await on_stock_increased(target.variant.id, actor)

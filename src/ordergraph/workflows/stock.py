@@ -58,6 +58,7 @@ async def move(
     reference: str = "",
     order_id: int | None = None,
     quantity: int | None = None,
+    available_before: int | None = None,
 ) -> LevelState:
     """Apply the deltas atomically or raise StockConflict; returns the level after the change.
 
@@ -102,20 +103,27 @@ async def move(
         order_id=order_id,
         actor=actor,
     )
-    before_available = after.available + d_allocated + d_reserved - d_on_hand
+    level = {
+        "warehouse_id": after.warehouse_id,
+        "variant_id": after.variant_id,
+        "on_hand": after.on_hand,
+        "allocated": after.allocated,
+        "reserved": after.reserved,
+        "safety_stock": after.safety_stock,
+        "available": after.available,
+        "reorder_point": after.reorder_point,
+    }
+    routing = {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
+    await record_event(
+        "InventoryLevel", after.id, "STOCK_CHANGED", actor,
+        {**level, "kind": kind, "quantity": quantity, "reference": reference}, routing=routing,
+    )
+    # `available_before`: for callers that changed safety stock / reorder point just before.
+    before_available = (
+        available_before if available_before is not None else after.available + d_allocated + d_reserved - d_on_hand
+    )
     if after.reorder_point > 0 and before_available > after.reorder_point >= after.available:
-        await record_event(
-            "InventoryLevel",
-            after.id,
-            "LOW_STOCK",
-            actor,
-            {
-                "warehouse_id": after.warehouse_id,
-                "variant_id": after.variant_id,
-                "available": after.available,
-                "reorder_point": after.reorder_point,
-            },
-        )
+        await record_event("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing)
     return after
 
 
