@@ -181,6 +181,8 @@ class Server:
                 self.proc.wait()
         if self.proc in _children:
             _children.remove(self.proc)
+        if not os.environ.get("BENCH_KEEP_LOGS"):  # its output only matters when it failed to start
+            self.log_path.unlink(missing_ok=True)
 
 
 def proc_cpu_seconds(pid: int) -> float:

@@ -265,9 +265,15 @@ async def main(args) -> dict:
             warnings.append(f"other processes used {side['cpu_cores_used']['other']} cores during the {name} run")
     for w in warnings:
         print(f"  ! {w}", file=sys.stderr)
-    report |= {"app": app, "baseline": raw, "ratio": round(ratio, 3), "target": TARGET, "target_met": ratio >= TARGET,
+    # With httpx the client often cannot load the hand-written server: the ratio then says
+    # more about httpx than about the app.
+    conclusive = not (client == "httpx" and raw["server_cpu_utilisation"] < 0.8)
+    met = (ratio >= TARGET) if conclusive else None
+    report |= {"app": app, "baseline": raw, "ratio": round(ratio, 3), "target": TARGET, "target_met": met,
                "warnings": warnings}
-    print(f"\nratio app/baseline = {ratio:.3f} (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    verdict = "met" if met else "NOT met" if conclusive else (
+        "INCONCLUSIVE: the httpx client, not the baseline server, was the limit; install wrk")
+    print(f"\nratio app/baseline = {ratio:.3f} (target >= {TARGET}: {verdict})")
     return report
 
 
