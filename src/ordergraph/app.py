@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from cross_web import HTTPException as GraphQLHTTPException
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from ordergraph.auth.resolve import InvalidCredentials, viewer_from_credentials
@@ -20,8 +22,9 @@ from ordergraph.config import Settings, get_settings
 from ordergraph.context import Context
 from ordergraph.db import close_db, fetch, init_db
 from ordergraph.jobs import default_jobs
-from ordergraph.observability import configure_logging, log, new_request_id, request_id_var
+from ordergraph.observability import WS_CONNECTIONS, configure_logging, log, new_request_id, request_id_var
 from ordergraph.schema.root import build_schema
+from ordergraph.subscriptions import runtime as streaming
 
 
 class GraphQLApp(GraphQL):
@@ -30,11 +33,23 @@ class GraphQLApp(GraphQL):
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             allow_queries_via_get=False,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=5),
-            max_subscriptions_per_connection=50,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),  # the legacy graphql-ws is off
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.settings = settings
+        self.ws_connections: Counter[str] = Counter()  # open WebSocket connections per viewer
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            context = scope.get("ordergraph.context")
+            if context is not None and context.ws_slot:
+                self.ws_connections[context.ws_slot] -= 1
+                if self.ws_connections[context.ws_slot] <= 0:
+                    del self.ws_connections[context.ws_slot]
+                WS_CONNECTIONS.dec()
 
     async def get_context(self, request, response) -> Context:
         headers = request.headers
@@ -44,7 +59,28 @@ class GraphQLApp(GraphQL):
             )
         except InvalidCredentials as exc:
             raise GraphQLHTTPException(401, str(exc)) from None
-        return Context(viewer=viewer, settings=self.settings, request=request, response=response)
+        context = Context(viewer=viewer, settings=self.settings, request=request, response=response)
+        request.scope["ordergraph.context"] = context
+        return context
+
+    async def on_ws_connect(self, context: Context):
+        """`connection_init`: credentials in the payload (`Authorization: Bearer …`, or
+        `authToken`) decide the viewer; each viewer may hold a limited number of connections."""
+        params = context.connection_params or {}
+        auth = params.get("Authorization") or params.get("authorization")
+        token = params.get("authToken") or params.get("apiKey")
+        if auth or token:
+            try:
+                context.viewer = await viewer_from_credentials(auth, token)
+            except InvalidCredentials:
+                raise ConnectionRejectionError({"reason": "invalid credentials"}) from None
+        principal = context.viewer.principal
+        if self.ws_connections[principal] >= self.settings.max_ws_connections_per_viewer:
+            raise ConnectionRejectionError({"reason": "too many connections for this viewer"})
+        self.ws_connections[principal] += 1
+        context.ws_slot = principal
+        WS_CONNECTIONS.inc()
+        return None
 
 
 class RequestIdMiddleware:
@@ -128,16 +164,19 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         if manage_db:
             await init_db(settings, process_wide=True)  # requests run in other tasks
             await fetch("SELECT 1 AS ok")  # connect now, not inside the first job tick
-        jobs = default_jobs() if settings.run_jobs else None
+        stream = await streaming.start(settings)
+        jobs = default_jobs(relay=stream.relay) if settings.run_jobs else None
         if jobs is not None:
             jobs.start()
         app.state.jobs = jobs
+        app.state.streaming = stream
         log.info("ordergraph.start", database=settings.database_url.split("@")[-1], redis=bool(settings.redis_url))
         try:
             yield
         finally:
             if jobs is not None:
                 await jobs.stop()
+            await streaming.stop()
             if manage_db:
                 await close_db()
 

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     max_tokens: int = 4000
     max_page_size: int = 100
 
+    # Live subscriptions
+    max_ws_connections_per_viewer: int = 20
+    max_subscriptions_per_connection: int = 50
+    ws_init_timeout_seconds: float = 5.0
+
     reservation_ttl_seconds: int = 15 * 60
     # Periodic jobs (reservation expiry) in this process; off for dedicated API-only processes.
     run_jobs: bool = True

@@ -15,6 +15,8 @@ class Context:
     settings: Settings
     request: Any = None
     response: Any = None
+    connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
+    ws_slot: str | None = None  # the principal whose WebSocket connection count this holds
     _loaders: dict[str, Any] = field(default_factory=dict)
 
     def loader(self, name: str, factory) -> Any:

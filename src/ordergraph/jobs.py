@@ -65,6 +65,9 @@ class JobRunner:
             await asyncio.sleep(job.interval)
 
 
-def default_jobs() -> JobRunner:
-    """The jobs every API or worker process runs."""
-    return JobRunner([Job("expire_reservations", 5.0, expire_due_reservations)])
+def default_jobs(relay: Callable[[], Awaitable[object]] | None = None) -> JobRunner:
+    """The jobs every API or worker process runs; `relay` publishes what the outbox missed."""
+    jobs = [Job("expire_reservations", 5.0, expire_due_reservations)]
+    if relay is not None:
+        jobs.append(Job("outbox_relay", 1.0, relay))
+    return JobRunner(jobs)

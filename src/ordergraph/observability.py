@@ -8,7 +8,7 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -23,6 +23,7 @@ GRAPHQL_LATENCY = Histogram(
     ["type", "operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+WS_CONNECTIONS = Gauge("ordergraph_ws_connections", "Open GraphQL WebSocket connections")
 ORDERS_PLACED = Counter("ordergraph_orders_placed_total", "Orders placed", ["channel"])
 ALLOCATION_FAILURES = Counter(
     "ordergraph_allocation_failures_total",

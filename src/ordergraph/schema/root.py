@@ -20,7 +20,8 @@ from graphql import GraphQLError
 from ordergraph.config import Settings, get_settings
 from ordergraph.schema.errors import ERROR_TYPES
 from ordergraph.schema.metrics_ext import OperationMetrics
-from ordergraph.resolvers import QUERIES, MUTATIONS
+from ordergraph.resolvers import MUTATIONS, QUERIES
+from ordergraph.resolvers.subscriptions import SubscriptionRoot
 
 
 def _node_query() -> type:
@@ -59,7 +60,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, mutation=Mutation, types=ERROR_TYPES, extensions=extensions)
+    Subscription = merge_types("Subscription", (SubscriptionRoot,))
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, types=ERROR_TYPES, extensions=extensions
+    )
 
 
 def schema_sdl() -> str:
