@@ -24,6 +24,8 @@ GRAPHQL_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 WS_CONNECTIONS = Gauge("ordergraph_ws_connections", "Open GraphQL WebSocket connections")
+# Its value comes from the live hubs (set_function in subscriptions/hub.py).
+ACTIVE_SUBSCRIPTIONS = Gauge("ordergraph_active_subscriptions", "Subscriptions registered in this process's event hub")
 ORDERS_PLACED = Counter("ordergraph_orders_placed_total", "Orders placed", ["channel"])
 ALLOCATION_FAILURES = Counter(
     "ordergraph_allocation_failures_total",

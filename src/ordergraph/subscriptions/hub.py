@@ -8,10 +8,15 @@ from the event log (nothing is lost, it is replayed).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 
+from ordergraph.observability import ACTIVE_SUBSCRIPTIONS
 from ordergraph.subscriptions.messages import EventMessage, Topic
+
+_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()  # every live hub of this process, for the gauge
+ACTIVE_SUBSCRIPTIONS.set_function(lambda: sum(hub.active for hub in list(_hubs)))
 
 
 class Subscription:
@@ -53,6 +58,7 @@ class Hub:
         self.queue_size = queue_size
         self._by_topic: dict[Topic, set[Subscription]] = defaultdict(set)
         self.delivered = 0
+        _hubs.add(self)
 
     def subscribe(self, topics: Iterable[Topic]) -> Subscription:
         sub = Subscription(self, list(topics), self.queue_size)
