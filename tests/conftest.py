@@ -101,9 +101,10 @@ async def settings(backend) -> Settings:
             db_pool_size=40,
             log_level="WARNING",
             run_jobs=False,  # no background job races the tests; test_jobs runs them on purpose
+            ws_init_timeout_seconds=1.0,
         )
     path = os.path.join(tempfile.mkdtemp(prefix="ordergraph-test-"), "test.sqlite3")
-    return Settings(database_url=f"sqlite://{path}", log_level="WARNING", run_jobs=False)
+    return Settings(database_url=f"sqlite://{path}", log_level="WARNING", run_jobs=False, ws_init_timeout_seconds=1.0)
 
 
 @pytest.fixture(scope="session")

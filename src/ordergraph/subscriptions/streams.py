@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ordergraph.models import Event
 from ordergraph.subscriptions import runtime
+from ordergraph.subscriptions.hub import Hub
 from ordergraph.subscriptions.messages import EventMessage, Topic
 
 Replay = Callable[[int], Awaitable[list[Event]]]
@@ -32,9 +33,10 @@ async def event_stream(
     replay: Replay,
     accept: Callable[[EventMessage], bool] = lambda m: True,
     routing: Callable[[list[Event]], Awaitable[dict[int, dict]]] | None = None,
+    hub: Hub | None = None,
 ) -> AsyncIterator[EventMessage]:
     """Events for `topics`: those after the cursor `after` from the log first, then live."""
-    hub = runtime.current().hub
+    hub = hub or runtime.current().hub
     seen: dict[tuple[str, int], int] = {}
     floor = after or 0
     last_id = floor

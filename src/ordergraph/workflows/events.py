@@ -21,9 +21,11 @@ EventSink = Callable[[Event, dict[str, Any]], None]
 _sink: EventSink | None = None
 
 
-def set_event_sink(sink: EventSink | None) -> None:
+def set_event_sink(sink: EventSink | None) -> EventSink | None:
+    """Install the sink; returns the previous one."""
     global _sink  # noqa: PLW0603 - one sink per process
-    _sink = sink
+    previous, _sink = _sink, sink
+    return previous
 
 
 def _publish_after_commit(event: Event, routing: dict[str, Any]) -> None:
