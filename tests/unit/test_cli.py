@@ -66,13 +66,55 @@ def _viewer_kind(cli, key: str) -> str:
 def test_migrate_is_idempotent(cli):
     first = cli("migrate")
     assert "applied ordergraph.0001_initial" in first.stdout
-    assert "1 migration(s) applied" in first.stdout
+    assert "applied ordergraph.0002_foreign_key_indexes" in first.stdout
+    assert "2 migration(s) applied" in first.stdout
     second = cli("migrate")
     assert "up to date: no migrations to apply" in second.stdout
     assert "applied ordergraph." not in second.stdout
     with sqlite3.connect(cli.db_path) as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"orders", "inventory_levels", "api_keys", "events"} <= tables
+
+
+def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key_indexes(cli):
+    """0002 adds indexes; on SQLite it must not rebuild tables, whose DROP TABLE would cascade
+    to referencing rows (allocations of order lines, transactions of payments)."""
+    cli(python=textwrap.dedent("""
+        import asyncio
+        from tortoise import Tortoise
+        from tortoise.migrations.api import migrate
+        from ordergraph.db import tortoise_config
+
+        async def main():
+            try:
+                await migrate(config=tortoise_config(), target="ordergraph.0001_initial")
+            finally:
+                await Tortoise.close_connections()
+
+        asyncio.run(main())
+    """))
+    cli("seed", "--demo")
+    tables = ("orders", "order_lines", "allocations", "payments", "payment_transactions", "order_holds", "events")
+
+    def counts():
+        with sqlite3.connect(cli.db_path) as con:
+            return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+
+    before = counts()
+    assert before["allocations"] and before["payment_transactions"] and before["order_holds"]
+    assert "applied ordergraph.0002_foreign_key_indexes" in cli("migrate").stdout
+    assert counts() == before
+    with sqlite3.connect(cli.db_path) as con:
+        indexed = {
+            (table, col)
+            for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (index, *_) in [r[1:] for r in con.execute(f"PRAGMA index_list('{table}')")]
+            for (*_, col) in con.execute(f"PRAGMA index_info('{index}')")
+        }
+    for table, col in (("order_lines", "order_id"), ("payments", "order_id"),
+                       ("payment_transactions", "payment_id"), ("order_holds", "order_id"),
+                       ("inventory_levels", "warehouse_id"), ("allocations", "order_id")):
+        assert (table, col) in indexed, (table, col)
 
 
 def test_api_key_create_authenticates_and_only_the_hash_is_stored(cli):

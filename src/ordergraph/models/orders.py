@@ -38,7 +38,7 @@ class Order(Model):
 
 class OrderLine(Model):
     id = fields.IntField(primary_key=True)
-    order = fields.ForeignKeyField("ordergraph.Order", related_name="lines", on_delete=fields.CASCADE)
+    order = fields.ForeignKeyField("ordergraph.Order", related_name="lines", on_delete=fields.CASCADE, db_index=True)
     position = fields.IntField()
     variant = fields.ForeignKeyField(
         "ordergraph.ProductVariant", related_name="order_lines", on_delete=fields.RESTRICT
@@ -91,7 +91,7 @@ class Allocation(Model):
 
 class OrderHold(Model):
     id = fields.IntField(primary_key=True)
-    order = fields.ForeignKeyField("ordergraph.Order", related_name="holds", on_delete=fields.CASCADE)
+    order = fields.ForeignKeyField("ordergraph.Order", related_name="holds", on_delete=fields.CASCADE, db_index=True)
     reason = fields.CharEnumField(HoldReason)
     note = fields.CharField(max_length=500, default="")
     placed_by = fields.CharField(max_length=200)

@@ -8,7 +8,7 @@ from ordergraph.models.enums import PaymentStatus, TransactionKind
 class Payment(Model):
     id = fields.IntField(primary_key=True)
     order = fields.ForeignKeyField(
-        "ordergraph.Order", related_name="payments", on_delete=fields.CASCADE
+        "ordergraph.Order", related_name="payments", on_delete=fields.CASCADE, db_index=True
     )
     gateway = fields.CharField(max_length=32)
     method = fields.CharField(max_length=32)
@@ -40,7 +40,7 @@ class Payment(Model):
 class PaymentTransaction(Model):
     id = fields.IntField(primary_key=True)
     payment = fields.ForeignKeyField(
-        "ordergraph.Payment", related_name="transactions", on_delete=fields.CASCADE
+        "ordergraph.Payment", related_name="transactions", on_delete=fields.CASCADE, db_index=True
     )
     kind = fields.CharEnumField(TransactionKind)
     amount = fields.DecimalField(max_digits=14, decimal_places=2)
