@@ -10,6 +10,7 @@ from typing import Any
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 
 from ordergraph.config import Settings, get_settings
 
@@ -32,10 +33,31 @@ def _db_url(settings: Settings) -> str:
     return url
 
 
+async def _keep_session(connection: Any) -> None:
+    """asyncpg pool `reset`: nothing to undo when a connection goes back to the pool.
+
+    asyncpg's default reset sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL;`, one more round trip after every pooled query. This app takes no advisory
+    locks, never LISTENs, opens no cursors WITH HOLD and never changes a session setting
+    (`SET` / `set_config`; `SET LOCAL` ends with its transaction). asyncpg still rolls back a
+    transaction left open and drops listeners before calling this. Code that ever needs
+    session state must use a transaction-scoped form or restore what it changed.
+    """
+
+
+def _connection(settings: Settings) -> str | dict[str, Any]:
+    url = _db_url(settings)
+    if not url.startswith("postgres://"):
+        return url
+    config = expand_db_url(url)
+    config["credentials"]["reset"] = _keep_session  # passed through to asyncpg.create_pool
+    return config
+
+
 def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     return {
-        "connections": {"default": _db_url(settings)},
+        "connections": {"default": _connection(settings)},
         "apps": {
             APP: {
                 "models": ["ordergraph.models"],
