@@ -2,18 +2,22 @@
 duplicate and each aggregate's events in sequence order.
 
 Live messages are taken as they come when they continue their aggregate's sequence; a
-message that skips ahead (another process published it first, or this subscriber overflowed)
-is preceded by the missing events read from the log.
+message that skips ahead (another process published it first, the relay publishes its
+predecessors later, or this subscriber overflowed) is preceded by the missing events read
+from the log. A stream's events are those after its cursor, or, without one, those after the
+log's end when it subscribed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ordergraph.models import Event
 from ordergraph.subscriptions import runtime
 from ordergraph.subscriptions.hub import Hub
 from ordergraph.subscriptions.messages import EventMessage, Topic
+from ordergraph.subscriptions.outbox import routing_for
 
 Replay = Callable[[int], Awaitable[list[Event]]]
 REPLAY_LIMIT = 10_000
@@ -24,6 +28,39 @@ async def _missing(aggregate: tuple[str, int], after_seq: int, before_seq: int, 
         aggregate_type=aggregate[0], aggregate_id=aggregate[1],
         sequence__gt=after_seq, sequence__lt=before_seq, id__gt=floor_id,
     ).order_by("sequence")
+
+
+async def _log_end() -> int:
+    ids = await Event.all().order_by("-id").limit(1).values_list("id", flat=True)
+    return ids[0] if ids else 0
+
+
+# The id of an aggregate's event, by sequence: events never change, so one query serves every
+# subscriber that asks about the same message (a live event fanned out to thousands of them).
+_ids: dict[tuple[str, int, int], asyncio.Task[int | None]] = {}
+_IDS_KEPT = 4096
+
+
+async def _fetch_id(key: tuple[str, int, int]) -> int | None:
+    ids = await Event.filter(aggregate_type=key[0], aggregate_id=key[1], sequence=key[2]).values_list("id", flat=True)
+    return ids[0] if ids else None
+
+
+async def _predecessor_id(m: EventMessage) -> int | None:
+    key = (m.aggregate_type, m.aggregate_id, m.sequence - 1)
+    task = _ids.get(key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        task = _ids[key] = asyncio.ensure_future(_fetch_id(key))
+        while len(_ids) > _IDS_KEPT:
+            del _ids[next(iter(_ids))]
+    try:
+        found = await asyncio.shield(task)  # one subscriber leaving must not cancel the others' query
+    except Exception:
+        _ids.pop(key, None)
+        raise
+    if found is None:
+        _ids.pop(key, None)
+    return found
 
 
 async def event_stream(
@@ -42,7 +79,7 @@ async def event_stream(
     last_id = floor
     resuming = after is not None
 
-    async def as_messages(events: list[Event]) -> list[EventMessage]:
+    async def as_messages(events: list[Event], routing=routing) -> list[EventMessage]:
         facts = await routing(events) if routing and events else {}
         return [EventMessage.from_event(e, facts.get(e.id, {})) for e in events]
 
@@ -51,6 +88,11 @@ async def event_stream(
         return prev is None or m.sequence > prev
 
     with hub.subscribe(topics) as sub:  # subscribe first: nothing published from now on is missed
+        # Where this stream's events start: after the cursor, or (live only) after the log's
+        # current end. A live message may overtake earlier events of its aggregate committed
+        # after that point (the publisher failed and the relay brings them later, or another
+        # process published them more slowly): those are read from the log, not skipped.
+        start = floor if resuming else await _log_end()
         if resuming:
             for m in await as_messages(await replay(floor)):
                 if fresh(m) and accept(m):
@@ -70,8 +112,14 @@ async def event_stream(
             if not accept(m) or not fresh(m):
                 continue
             prev = seen.get(m.aggregate)
-            if (prev is not None and m.sequence > prev + 1) or (prev is None and resuming and m.sequence > 1):
-                for gap in await as_messages(await _missing(m.aggregate, prev or 0, m.sequence, 0 if prev else floor)):
+            if prev is not None:
+                gaps = await _missing(m.aggregate, prev, m.sequence, 0) if m.sequence > prev + 1 else []
+            elif m.sequence > 1 and ((pred := await _predecessor_id(m)) is None or pred > start):
+                gaps = await _missing(m.aggregate, 0, m.sequence, start)
+            else:  # the aggregate's earlier events are all from before this stream's start
+                gaps = []
+            if gaps:
+                for gap in await as_messages(gaps, routing or routing_for):
                     if fresh(gap) and accept(gap):
                         seen[gap.aggregate] = gap.sequence
                         yield gap
