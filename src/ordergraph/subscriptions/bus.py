@@ -55,7 +55,7 @@ class RedisBus:
         self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15)
         self._reader_redis = aioredis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
         self._task: asyncio.Task | None = None
-        self.last_id = "$"
+        self.last_id = "$"  # not known yet: resolved to a concrete id before the first read
         self.connected = asyncio.Event()
 
     async def publish(self, messages: list[EventMessage]) -> None:
@@ -66,11 +66,25 @@ class RedisBus:
                 pipe.xadd(self.stream, {"m": m.encode()}, maxlen=STREAM_MAXLEN, approximate=True)
             await pipe.execute()
 
+    async def _stream_end(self) -> str:
+        """The id of the stream's last entry, `0-0` while there is no stream: a concrete id.
+        XREAD from `$` sees only what is added while it blocks; an entry added between two
+        reads would be lost to this process."""
+        from redis.exceptions import ResponseError  # noqa: PLC0415
+
+        try:
+            info = await self._reader_redis.xinfo_stream(self.stream)
+        except ResponseError as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            return "0-0"  # every entry it will ever hold comes after this process started
+        last = info["last-generated-id"]
+        return last.decode() if isinstance(last, bytes) else last
+
     async def start(self) -> None:
         # Start reading from the stream's current end before anyone can publish.
-        with contextlib.suppress(Exception):
-            info = await self._reader_redis.xinfo_stream(self.stream)
-            self.last_id = info["last-generated-id"].decode() if isinstance(info["last-generated-id"], bytes) else info["last-generated-id"]
+        with contextlib.suppress(Exception):  # Redis unreachable: the reader asks once it connects
+            self.last_id = await self._stream_end()
         self._task = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
 
     async def stop(self) -> None:
@@ -85,6 +99,8 @@ class RedisBus:
         delay = 0.05
         while True:
             try:
+                if self.last_id == "$":
+                    self.last_id = await self._stream_end()
                 self.connected.set()
                 entries = await self._reader_redis.xread({self.stream: self.last_id}, block=1000, count=1000)
                 delay = 0.05
