@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import jwt
 
+from ordergraph.auth import keys
 from ordergraph.auth.tokens import issue_customer_token
 from ordergraph.models import ApiKey
 from tests import factories as f
@@ -27,6 +28,36 @@ async def test_revoked_key_is_refused(gql, db):
     key = await f.staff_key()
     await ApiKey.all().update(revoked=True)
     assert (await gql.raw(Q, auth=key)).status_code == 401
+
+
+async def test_a_key_revoked_in_the_database_stops_working_within_the_cache_ttl(gql, db, monkeypatch):
+    """Another process (`ordergraph api-key revoke`) revokes in the database: a running API
+    process that remembered the key refuses it at the latest VIEWER_TTL_SECONDS later."""
+    clock = [1000.0]
+    monkeypatch.setattr(keys, "_now", lambda: clock[0])
+    key = await f.staff_key()
+    assert (await gql.raw(Q, auth=key)).status_code == 200
+    await ApiKey.all().update(revoked=True)
+    clock[0] += keys.VIEWER_TTL_SECONDS - 1
+    assert (await gql.raw(Q, auth=key)).status_code == 200  # still remembered
+    clock[0] += 1
+    assert (await gql.raw(Q, auth=key)).status_code == 401
+    clock[0] += 1
+    assert (await gql.raw(Q, auth=key)).status_code == 401  # a refusal is never remembered as valid
+
+
+async def test_forgetting_cached_viewers_makes_a_revocation_immediate(gql, db):
+    key = await f.staff_key()
+    assert (await gql.raw(Q, auth=key)).status_code == 200
+    await ApiKey.all().update(revoked=True)
+    keys.forget_cached_viewers()
+    assert (await gql.raw(Q, auth=key)).status_code == 401
+
+
+async def test_a_remembered_key_does_not_let_a_tampered_one_in(gql, db):
+    key = await f.staff_key()
+    assert (await gql.raw(Q, auth=key)).status_code == 200
+    assert (await gql.raw(Q, auth=key[:-2] + "xx")).status_code == 401
 
 
 async def test_only_the_hash_of_a_key_is_stored(db):

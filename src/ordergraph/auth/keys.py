@@ -1,10 +1,18 @@
-"""API keys: `og_<prefix>_<secret>`, shown once; only a SHA-256 of the whole key is stored."""
+"""API keys: `og_<prefix>_<secret>`, shown once; only a SHA-256 of the whole key is stored.
+
+A key that authenticated is remembered in this process for `VIEWER_TTL_SECONDS` (by the
+SHA-256 of the whole key, never the key itself), so most requests need no key lookup. The
+price: a key revoked, or a partner deactivated, in the database (`ordergraph api-key revoke`
+runs in another process) stops working in a running API process within that TTL, not at
+once. `forget_cached_viewers()` makes the change immediate in the current process.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import time
 
 from ordergraph.auth.viewer import ALL_SCOPES, PARTNER_SCOPES, Viewer, ViewerKind
 from ordergraph.models import ApiKey, Partner
@@ -41,12 +49,46 @@ async def create_api_key(
     return key, row
 
 
+VIEWER_TTL_SECONDS = 30.0
+_MAX_CACHED = 1024
+_now = time.monotonic
+_viewers: dict[str, tuple[float, Viewer]] = {}  # sha256(key) -> (expires at, viewer)
+
+
+def forget_cached_viewers() -> None:
+    """Drop every remembered key: the next request of each key reads the database again."""
+    _viewers.clear()
+
+
+def _remember(digest: str, viewer: Viewer) -> None:
+    now = _now()
+    if len(_viewers) >= _MAX_CACHED:
+        for k in [k for k, (expires, _) in _viewers.items() if expires <= now]:
+            del _viewers[k]
+        if len(_viewers) >= _MAX_CACHED:
+            _viewers.clear()
+    _viewers[digest] = (now + VIEWER_TTL_SECONDS, viewer)
+
+
 async def viewer_for_key(key: str) -> Viewer | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "og":
         return None
-    row = await ApiKey.get_or_none(prefix=parts[1], revoked=False).prefetch_related("partner")
-    if row is None or not hmac.compare_digest(row.key_hash, _hash(key)):
+    digest = _hash(key)
+    cached = _viewers.get(digest)
+    if cached is not None:
+        if cached[0] > _now():
+            return cached[1]
+        del _viewers[digest]
+    viewer = await _load_viewer(parts[1], digest)
+    if viewer is not None:
+        _remember(digest, viewer)
+    return viewer
+
+
+async def _load_viewer(prefix: str, digest: str) -> Viewer | None:
+    row = await ApiKey.get_or_none(prefix=prefix, revoked=False).select_related("partner")
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
     if row.role is Role.STAFF:
         return Viewer(ViewerKind.STAFF, f"staff:{row.prefix}", frozenset(row.scopes))
