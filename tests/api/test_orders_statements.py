@@ -23,18 +23,23 @@ class StatementCounter(logging.Handler):
         self.count += 1
 
 
-async def _count(gql, key, n):
+async def _statements(gql, key, query, variables):
     logger = logging.getLogger("tortoise.db_client")
     counter = StatementCounter()
     old = logger.level
     logger.setLevel(logging.DEBUG)
     logger.addHandler(counter)
     try:
-        data = await gql(PAGE, {"n": n}, auth=key)
+        data = await gql(query, variables, auth=key)
     finally:
         logger.removeHandler(counter)
         logger.setLevel(old)
-    return len(data["orders"]["edges"]), counter.count
+    return data, counter.count
+
+
+async def _count(gql, key, n):
+    data, count = await _statements(gql, key, PAGE, {"n": n})
+    return len(data["orders"]["edges"]), count
 
 
 async def test_statement_count_is_constant_in_page_size(gql, db):
@@ -50,3 +55,25 @@ async def test_statement_count_is_constant_in_page_size(gql, db):
     assert (small_rows, big_rows) == (2, 12)
     assert big == small, (small, big)
     assert big <= 12  # key lookup + count + page + one query per related kind
+
+
+ONE = """query($n: String!) { order(number: $n) {
+  id number status channelCode customer { email name } total { amount currency } placedAt
+  lines { sku quantity allocatedQuantity allocations { warehouseCode quantity status } }
+  timeline { sequence type actor data createdAt }
+} }"""
+
+
+async def test_one_order_with_lines_allocations_and_timeline_takes_four_statements(gql, db):
+    await world()
+    key = await f.staff_key()
+    r = await gql(PLACE, {"input": order_input([("SKU-A", 5), ("SKU-B", 1)])}, auth=key)
+    number = r["placeOrder"]["order"]["number"]
+    data, count = await _statements(gql, key, ONE, {"n": number})
+    order = data["order"]
+    assert order["channelCode"] == "WEB"
+    assert [[(a["warehouseCode"], a["quantity"]) for a in ln["allocations"]] for ln in order["lines"]] == [
+        [("EAST", 3), ("WEST", 2)], [("EAST", 1)]]
+    # The order with its channel code, its lines, its allocations with their warehouse codes,
+    # its events; the key was remembered by the mutation above.
+    assert count == 4, count

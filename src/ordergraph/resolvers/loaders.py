@@ -17,7 +17,6 @@ from ordergraph.models import (
     PaymentTransaction,
     ProductVariant,
     SalesChannel,
-    Warehouse,
 )
 
 
@@ -26,6 +25,21 @@ def _grouped(model, fk: str, order_by: tuple[str, ...]) -> Callable:
         groups = defaultdict(list)
         for row in await model.filter(**{f"{fk}__in": list(keys)}).order_by(*order_by):
             groups[getattr(row, fk)].append(row)
+        return [groups.get(k, []) for k in keys]
+
+    return load
+
+
+def _allocations_by_order() -> Callable:
+    """An order's allocations as rows with their warehouse code joined (no warehouse lookup)."""
+
+    async def load(keys: list[int]):
+        groups = defaultdict(list)
+        rows = await Allocation.filter(order_id__in=list(keys)).order_by("id").values(
+            "order_id", "line_id", "quantity", "status", "created_at", warehouse_code="warehouse__code"
+        )
+        for row in rows:
+            groups[row["order_id"]].append(row)
         return [groups.get(k, []) for k in keys]
 
     return load
@@ -41,12 +55,11 @@ def _by_id(model) -> Callable:
 
 LOADERS: dict[str, Callable] = {
     "lines_by_order": lambda: _grouped(OrderLine, "order_id", ("position",)),
-    "allocations_by_order": lambda: _grouped(Allocation, "order_id", ("id",)),
+    "allocations_by_order": _allocations_by_order,
     "payments_by_order": lambda: _grouped(Payment, "order_id", ("id",)),
     "transactions_by_payment": lambda: _grouped(PaymentTransaction, "payment_id", ("id",)),
     "events_by_order": lambda: _grouped(Event, "order_id", ("id",)),
     "holds_by_order": lambda: _grouped(OrderHold, "order_id", ("id",)),
-    "warehouse": lambda: _by_id(Warehouse),
     "channel": lambda: _by_id(SalesChannel),
     "variant": lambda: _by_id(ProductVariant),
 }

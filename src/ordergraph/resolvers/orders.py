@@ -10,6 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
+from tortoise.expressions import F
 
 from ordergraph.auth.permissions import can_write_order, order_scope
 from ordergraph.auth.viewer import guest_viewer
@@ -201,7 +202,7 @@ class OrderQuery:
             qs = qs.filter(number=number)
         else:
             return None
-        o = await qs.first()
+        o = await qs.annotate(channel_code=F("channel__code")).first()
         return OrderType.from_model(o) if o else None
 
     @strawberry.field

@@ -57,11 +57,7 @@ class AllocationType:
     quantity: int
     status: AllocationStatus
     created_at: datetime
-    warehouse_id: strawberry.Private[int]
-
-    @strawberry.field
-    async def warehouse_code(self, info: Info) -> str:
-        return (await loader(info, "warehouse").load(self.warehouse_id)).code
+    warehouse_code: str
 
 
 @strawberry.type(name="OrderLine")
@@ -85,9 +81,10 @@ class OrderLineType:
     async def allocations(self, info: Info) -> list[AllocationType]:
         rows = await loader(info, "allocations_by_order").load(self.order_id)
         return [
-            AllocationType(quantity=a.quantity, status=a.status, created_at=a.created_at, warehouse_id=a.warehouse_id)
+            AllocationType(quantity=a["quantity"], status=a["status"], created_at=a["created_at"],
+                           warehouse_code=a["warehouse_code"])
             for a in rows
-            if a.line_id == self.line_id
+            if a["line_id"] == self.line_id
         ]
 
     @strawberry.field
@@ -204,9 +201,11 @@ class OrderType(relay.Node):
     channel_id: strawberry.Private[int]
     currency: strawberry.Private[str]
     model: strawberry.Private[Order]
+    known_channel_code: strawberry.Private[str | None] = None
 
     @classmethod
     def from_model(cls, o: Order) -> OrderType:
+        """`o` may carry `channel_code`, annotated by the query that read it (`order(number)`)."""
         return cls(
             id=o.id, number=o.number, external_id=o.external_id, status=o.status,
             customer=Customer(email=o.customer_email, name=o.customer_name, phone=o.customer_phone),
@@ -214,11 +213,13 @@ class OrderType(relay.Node):
             service_level=o.service_level, notes=o.notes, subtotal=money(o.subtotal, o.currency),
             total=money(o.total, o.currency), placed_at=o.placed_at, updated_at=o.updated_at,
             cancelled_at=o.cancelled_at, cancel_reason=o.cancel_reason or None,
-            channel_id=o.channel_id, currency=o.currency, model=o,
+            channel_id=o.channel_id, currency=o.currency, model=o, known_channel_code=getattr(o, "channel_code", None),
         )
 
     @strawberry.field
     async def channel_code(self, info: Info) -> str:
+        if self.known_channel_code is not None:
+            return self.known_channel_code
         return (await loader(info, "channel").load(self.channel_id)).code
 
     @strawberry.field
