@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from ordergraph.db import transaction
 from ordergraph.models import (
     Allocation,
-    ChannelWarehouse,
     InventoryLevel,
     Order,
     OrderHold,
@@ -37,7 +36,7 @@ from ordergraph.observability import ALLOCATION_FAILURES
 from ordergraph.workflows.errors import DomainError, ErrorCode
 from ordergraph.workflows.events import order_event
 from ordergraph.workflows.order_lifecycle import ORDER, OrderContext, choose
-from ordergraph.workflows.stock import move
+from ordergraph.workflows.stock import Change, move, move_many
 
 
 ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
@@ -58,8 +57,7 @@ def _distance_km(lat1, lon1, lat2, lon2) -> float:
 
 
 async def candidate_warehouses(channel: SalesChannel, country: str) -> list[Warehouse]:
-    ids = await ChannelWarehouse.filter(channel_id=channel.id).values_list("warehouse_id", flat=True)
-    rows = await Warehouse.filter(id__in=list(ids), active=True).order_by("priority", "code")
+    rows = await Warehouse.filter(channel_links__channel_id=channel.id, active=True).order_by("priority", "code")
     return [w for w in rows if not w.ship_countries or country in w.ship_countries]
 
 
@@ -173,18 +171,28 @@ async def allocate_lines(
         if refused and reject_short:
             ALLOCATION_FAILURES.labels(channel.code, "rejected").inc()
             raise insufficient_stock(refused, plan, levels, warehouses)
+    # The rows are locked: the stock changes, their ledger rows and events, the allocations
+    # and the lines each take one statement for all lines (the events one per level).
+    await move_many(
+        [
+            Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
+                   reason="order allocation")
+            for _, level, qty in plan.takes
+        ],
+        actor=actor,
+    )
+    await Allocation.bulk_create([
+        Allocation(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
+        for line, level, qty in plan.takes
+    ])
     allocated: dict[int, int] = defaultdict(int)
-    for line, level, qty in plan.takes:
-        await move(
-            level.id, MovementKind.ALLOCATION, actor=actor, d_allocated=qty,
-            reference=order.number, order_id=order.id, reason="order allocation",
-        )
-        await Allocation.create(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
+    for line, _, qty in plan.takes:
         allocated[line.id] += qty
-    for line, need in needs:
+    for line, _ in needs:
         line.allocated_quantity += allocated[line.id]
         line.backordered_quantity = plan.short.get(line.id, 0)
-        await line.save(update_fields=["allocated_quantity", "backordered_quantity"])
+    if needs:
+        await OrderLine.bulk_update([line for line, _ in needs], fields=["allocated_quantity", "backordered_quantity"])
     if plan.short:
         ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
     return plan

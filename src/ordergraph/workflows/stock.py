@@ -1,17 +1,19 @@
 """The only way any stock quantity changes: one atomic conditional UPDATE plus a ledger row.
 
 `move` changes on_hand / allocated / reserved of one (warehouse, variant) level by signed
-deltas. The UPDATE's WHERE clause re-checks the invariants in the database, so concurrent
-callers can never drive a level below zero or commit more than is on hand; the CHECK
-constraints on the table are the last line. A refused change raises `StockConflict`
-and writes nothing. Crossing the reorder point downwards records a LOW_STOCK event.
+deltas; `move_many` applies several such changes in as few statements. The UPDATE's WHERE
+clause re-checks the invariants in the database, so concurrent callers can never drive a
+level below zero or commit more than is on hand; the CHECK constraints on the table are the
+last line. A refused change raises `StockConflict` and writes nothing. Every change records
+a STOCK_CHANGED event; crossing the reorder point downwards also records a LOW_STOCK event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ordergraph.db import fetch, placeholders
+from ordergraph.db import execute, fetch, placeholders
 from ordergraph.models import InventoryLevel, StockMovement
 from ordergraph.models.enums import MovementKind
 from ordergraph.workflows.events import record_event
@@ -45,6 +47,23 @@ class LevelState:
 _COLUMNS = "id, warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock, reorder_point"
 
 
+@dataclass(frozen=True)
+class Change:
+    """One signed change of one level, with what its ledger row and events say (see `move`)."""
+
+    level_id: int
+    kind: MovementKind
+    d_on_hand: int = 0
+    d_allocated: int = 0
+    d_reserved: int = 0
+    respect_safety_stock: bool = True
+    reason: str = ""
+    reference: str = ""
+    order_id: int | None = None
+    quantity: int | None = None
+    available_before: int | None = None
+
+
 async def move(
     level_id: int,
     kind: MovementKind,
@@ -65,44 +84,120 @@ async def move(
     Increases of allocated/reserved must fit in what is available (counting safety stock
     unless `respect_safety_stock` is False); decreases may never go below zero.
     """
+    change = Change(
+        level_id, kind, d_on_hand, d_allocated, d_reserved, respect_safety_stock, reason, reference, order_id,
+        quantity, available_before,
+    )
+    return (await move_many([change], actor=actor))[0]
+
+
+async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState]:
+    """Apply several changes as `move` would one after the other, in fewer statements.
+
+    One conditional UPDATE per round (a round holds each level at most once, so a level that
+    appears twice is changed twice, in order), one INSERT for every ledger row, then the
+    events of each change in order. All or nothing: when a change is refused, what its round
+    and the earlier rounds applied is put back, nothing else is written and StockConflict is
+    raised. Returns each change's level after it.
+
+    One UPDATE locks its rows in no fixed order: to change more than one level, the caller
+    holds their row locks already, taken in id order (as allocation does), or deadlocks may
+    follow between concurrent callers.
+    """
+    after: list[LevelState | None] = [None] * len(changes)
+    applied: list[Change] = []
+    for round_ in _rounds(changes):
+        rows = await fetch(_update_sql([changes[i] for i in round_]))
+        by_id = {r["id"]: LevelState(**r) for r in rows}
+        applied.extend(changes[i] for i in round_ if changes[i].level_id in by_id)
+        refused = [changes[i].level_id for i in round_ if changes[i].level_id not in by_id]
+        if refused:
+            if applied:
+                await execute(_undo_sql(applied))
+            current = await get_level(refused[0])
+            raise StockConflict(refused[0], current.available if current else 0)
+        for i in round_:
+            after[i] = by_id[changes[i].level_id]
+    states = [a for a in after if a is not None]
+    await StockMovement.bulk_create([
+        StockMovement(
+            warehouse_id=a.warehouse_id,
+            variant_id=a.variant_id,
+            kind=c.kind,
+            quantity=_quantity(c),
+            on_hand_after=a.on_hand,
+            allocated_after=a.allocated,
+            reserved_after=a.reserved,
+            reason=c.reason,
+            reference=c.reference,
+            order_id=c.order_id,
+            actor=actor,
+        )
+        for c, a in zip(changes, states, strict=True)
+    ])
+    for c, a in zip(changes, states, strict=True):
+        await _record_events(c, a, actor)
+    return states
+
+
+def _quantity(c: Change) -> int:
+    return c.quantity if c.quantity is not None else (c.d_on_hand or c.d_allocated or c.d_reserved)
+
+
+def _rounds(changes: Sequence[Change]) -> list[list[int]]:
+    """Indexes of `changes` in rounds: the n-th change of a level goes in round n."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for i, c in enumerate(changes):
+        n = seen.get(c.level_id, 0)
+        seen[c.level_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds
+
+
+def _values(rows: list[tuple[int, ...]]) -> str:
     # Every value is an int (cast here), so inlining them is safe and keeps one SQL text for
     # both dialects (SQLite's positional `?` cannot be reused within a statement).
-    p = [str(int(d_on_hand)), str(int(d_allocated)), str(int(d_reserved)), str(int(level_id))]
-    conditions = [
-        f"on_hand + {p[0]} >= 0",
-        f"allocated + {p[1]} >= 0",
-        f"reserved + {p[2]} >= 0",
-        f"allocated + {p[1]} + reserved + {p[2]} <= on_hand + {p[0]}",
+    return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
+
+
+def _update_sql(changes: list[Change]) -> str:
+    """One conditional UPDATE of distinct levels; a level is changed only if its own change fits."""
+    rows = [
+        (c.level_id, c.d_on_hand, c.d_allocated, c.d_reserved,
+         1 if c.respect_safety_stock and (c.d_allocated > 0 or c.d_reserved > 0) else 0)
+        for c in changes
     ]
-    if respect_safety_stock and (d_allocated > 0 or d_reserved > 0):
-        conditions.append(
-            f"on_hand + {p[0]} - allocated - {p[1]} - reserved - {p[2]} - safety_stock >= 0"
-        )
-    sql = (
-        f"UPDATE inventory_levels SET on_hand = on_hand + {p[0]}, allocated = allocated + {p[1]}, "
-        f"reserved = reserved + {p[2]}, updated_at = CURRENT_TIMESTAMP "
-        f"WHERE id = {p[3]} AND " + " AND ".join(conditions) + f" RETURNING {_COLUMNS}"
+    return (
+        f"WITH v(lid, dh, da, dr, strict) AS (VALUES {_values(rows)}) "
+        "UPDATE inventory_levels SET on_hand = on_hand + v.dh, allocated = allocated + v.da, "
+        "reserved = reserved + v.dr, updated_at = CURRENT_TIMESTAMP "
+        "FROM v WHERE inventory_levels.id = v.lid "
+        "AND on_hand + v.dh >= 0 AND allocated + v.da >= 0 AND reserved + v.dr >= 0 "
+        "AND allocated + v.da + reserved + v.dr <= on_hand + v.dh "
+        "AND (v.strict = 0 OR on_hand + v.dh - allocated - v.da - reserved - v.dr - safety_stock >= 0) "
+        f"RETURNING {_COLUMNS}"
     )
-    rows = await fetch(sql)
-    if not rows:
-        current = await get_level(level_id)
-        raise StockConflict(level_id, current.available if current else 0)
-    after = LevelState(**rows[0])
-    if quantity is None:
-        quantity = d_on_hand or d_allocated or d_reserved
-    await StockMovement.create(
-        warehouse_id=after.warehouse_id,
-        variant_id=after.variant_id,
-        kind=kind,
-        quantity=quantity,
-        on_hand_after=after.on_hand,
-        allocated_after=after.allocated,
-        reserved_after=after.reserved,
-        reason=reason,
-        reference=reference,
-        order_id=order_id,
-        actor=actor,
+
+
+def _undo_sql(applied: list[Change]) -> str:
+    """Put back what `applied` changed (rows this transaction has just changed, so locked)."""
+    totals: dict[int, list[int]] = {}
+    for c in applied:
+        t = totals.setdefault(c.level_id, [0, 0, 0])
+        t[0] += c.d_on_hand
+        t[1] += c.d_allocated
+        t[2] += c.d_reserved
+    return (
+        f"WITH v(lid, dh, da, dr) AS (VALUES {_values([(k, *t) for k, t in totals.items()])}) "
+        "UPDATE inventory_levels SET on_hand = on_hand - v.dh, allocated = allocated - v.da, "
+        "reserved = reserved - v.dr FROM v WHERE inventory_levels.id = v.lid"
     )
+
+
+async def _record_events(c: Change, after: LevelState, actor: str) -> None:
     level = {
         "warehouse_id": after.warehouse_id,
         "variant_id": after.variant_id,
@@ -116,15 +211,15 @@ async def move(
     routing = {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
     await record_event(
         "InventoryLevel", after.id, "STOCK_CHANGED", actor,
-        {**level, "kind": kind, "quantity": quantity, "reference": reference}, routing=routing,
+        {**level, "kind": c.kind, "quantity": _quantity(c), "reference": c.reference}, routing=routing,
     )
     # `available_before`: for callers that changed safety stock / reorder point just before.
     before_available = (
-        available_before if available_before is not None else after.available + d_allocated + d_reserved - d_on_hand
+        c.available_before if c.available_before is not None
+        else after.available + c.d_allocated + c.d_reserved - c.d_on_hand
     )
     if after.reorder_point > 0 and before_available > after.reorder_point >= after.available:
         await record_event("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing)
-    return after
 
 
 async def get_level(level_id: int) -> LevelState | None:

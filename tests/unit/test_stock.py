@@ -1,0 +1,91 @@
+"""stock.move_many: several changes in few statements, exactly as the same moves one by one."""
+
+import pytest
+
+from ordergraph.db import transaction
+from ordergraph.models import Event, InventoryLevel, StockMovement
+from ordergraph.models.enums import MovementKind
+from ordergraph.workflows.stock import Change, StockConflict, move, move_many
+from tests import factories as f
+
+ACTOR = "staff:test"
+ALLOC = MovementKind.ALLOCATION
+
+
+async def _levels():
+    east, west = await f.warehouse("EAST"), await f.warehouse("WEST")
+    a, b = await f.variant("SKU-A"), await f.variant("SKU-B")
+    return (
+        await f.stock(east, a, 10, safety=2, reorder_point=5),
+        await f.stock(west, a, 4),
+        await f.stock(east, b, 6),
+    )
+
+
+async def _state():
+    levels = [(lv.id, lv.on_hand, lv.allocated, lv.reserved) for lv in await InventoryLevel.all().order_by("id")]
+    ledger = [(m.warehouse_id, m.variant_id, m.kind.value, m.quantity, m.on_hand_after, m.allocated_after,
+               m.reserved_after, m.reference, m.order_id) for m in await StockMovement.all().order_by("id")]
+    events = [(e.aggregate_id, e.sequence, e.type, {k: v for k, v in e.data.items()})
+              for e in await Event.filter(aggregate_type="InventoryLevel").order_by("id")]
+    return levels, ledger, events
+
+
+def _changes(x, y, z):
+    # x appears twice: the second change of x sees the first one's result.
+    return [
+        Change(x.id, ALLOC, d_allocated=3, reference="SO-1", order_id=1, reason="r"),
+        Change(y.id, ALLOC, d_allocated=4, reference="SO-1", order_id=1, reason="r"),
+        Change(x.id, ALLOC, d_allocated=2, reference="SO-1", order_id=1, reason="r"),
+        Change(z.id, MovementKind.RECEIPT, d_on_hand=5, reference="PO-9"),
+    ]
+
+
+class _RollBack(Exception):
+    pass
+
+
+async def test_a_batch_writes_what_the_same_moves_one_by_one_write(db):
+    x, y, z = await _levels()
+    with pytest.raises(_RollBack):
+        async with transaction():
+            one_by_one = [
+                await move(c.level_id, c.kind, actor=ACTOR, d_on_hand=c.d_on_hand, d_allocated=c.d_allocated,
+                           reference=c.reference, order_id=c.order_id, reason=c.reason)
+                for c in _changes(x, y, z)
+            ]
+            expected = await _state()
+            raise _RollBack
+    async with transaction():
+        batched = await move_many(_changes(x, y, z), actor=ACTOR)
+    assert batched == one_by_one
+    assert [(s.on_hand, s.allocated, s.reserved) for s in batched] == [(10, 3, 0), (4, 4, 0), (10, 5, 0), (11, 0, 0)]
+    got = await _state()
+    assert got == expected
+    # x's events: STOCK_CHANGED then LOW_STOCK (available 8 -> 5, the reorder point) for its
+    # first change, STOCK_CHANGED for its second, in that order and sequence.
+    assert [(e[1], e[2]) for e in got[2] if e[0] == x.id] == [(1, "STOCK_CHANGED"), (2, "LOW_STOCK"), (3, "STOCK_CHANGED")]
+
+
+async def test_a_refused_change_puts_back_the_batch_and_writes_nothing(db):
+    x, y, z = await _levels()
+    before = await _state()
+    changes = [
+        Change(x.id, ALLOC, d_allocated=3),
+        Change(y.id, ALLOC, d_allocated=4),
+        Change(x.id, ALLOC, d_allocated=6),  # 3 + 6 > 10 - 2 safety stock: refused in the second round
+        Change(z.id, ALLOC, d_allocated=1),
+    ]
+    with pytest.raises(StockConflict) as exc:
+        await move_many(changes, actor=ACTOR)
+    assert (exc.value.level_id, exc.value.available) == (x.id, 8)
+    assert await _state() == before
+
+
+async def test_a_refused_change_in_the_first_round_leaves_the_others_untouched(db):
+    x, y, z = await _levels()
+    before = await _state()
+    with pytest.raises(StockConflict) as exc:
+        await move_many([Change(x.id, ALLOC, d_allocated=1), Change(y.id, ALLOC, d_allocated=5)], actor=ACTOR)
+    assert (exc.value.level_id, exc.value.available) == (y.id, 4)
+    assert await _state() == before
