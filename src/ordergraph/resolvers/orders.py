@@ -163,6 +163,12 @@ async def _order_payload(order: Order) -> OrderPayload:
     return OrderPayload(order=OrderType.from_model(order))
 
 
+def _placed_order_payload(order: Order) -> OrderPayload:
+    """placeOrder's order is the one its workflow wrote and committed: no need to read it again.
+    (A replayed idempotent call gets the order read afresh by the idempotency layer.)"""
+    return OrderPayload(order=OrderType.from_model(order))
+
+
 async def _filtered(info: Info, f: OrderFilter | None):
     qs = Order.filter(order_scope(info.context.viewer))
     if f is None:
@@ -240,7 +246,7 @@ class OrderMutation:
             allowed = viewer.channel_ids if viewer.is_partner else None
             return await wf.place_order(_command(input), viewer.actor, allowed)
 
-        return await run_mutation(info, "placeOrder", idempotency_key, {"input": input}, action, _order_payload)
+        return await run_mutation(info, "placeOrder", idempotency_key, {"input": input}, action, _placed_order_payload)
 
     @strawberry.mutation
     async def cancel_order(self, info: Info, id: relay.GlobalID, reason: str, idempotency_key: str | None = None) -> OrderResult:

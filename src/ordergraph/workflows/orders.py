@@ -48,8 +48,11 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
             auth = await payments.authorize(pay.gateway, total, valid.currency, pay.token)
         except GatewayUnavailable as exc:
             raise DomainError(ErrorCode.GATEWAY_UNAVAILABLE, "the payment gateway is unavailable; retry later", ["payment"]) from exc
+    # Routing facts are read before the transaction: it then holds its connection (and, from
+    # the moment it locks them, the inventory rows) for fewer statements.
+    warehouses = await allocation.candidate_warehouses(valid.channel, _address(cmd.shipping_address).get("country", ""))
     try:
-        order = await _write_order(cmd, valid, auth, actor)
+        order = await _write_order(cmd, valid, auth, actor, warehouses)
     except BaseException:
         if auth is not None and auth.approved:
             try:
@@ -63,7 +66,7 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
     return order
 
 
-async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str) -> Order:
+async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehouses) -> Order:
     channel = valid.channel
     try:
         async with transaction():
@@ -106,7 +109,7 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str) -> Order
             # A brand-new order: no holds, the payment just authorized (or none), nothing allocated.
             ctx = OrderContext(order, 0, PaymentStatus.AUTHORIZED if auth else None, sum(ln.quantity for ln in lines))
             await _confirm(order, actor, ctx)
-            await _allocate_new(order, cmd, lines, valid, ctx, actor)
+            await _allocate_new(order, cmd, lines, valid, ctx, actor, warehouses)
             return order
     except IntegrityError as exc:
         if cmd.external_id:  # lost a race with a concurrent capture of the same external id
@@ -125,9 +128,10 @@ async def _release_reservation(token: str, actor: str) -> None:
         pass  # already gone: nothing held for this order
 
 
-async def _allocate_new(order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], valid, ctx, actor: str) -> None:
+async def _allocate_new(
+    order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], valid, ctx, actor: str, warehouses
+) -> None:
     channel = valid.channel
-    warehouses = await allocation.candidate_warehouses(channel, order.shipping_address.get("country", ""))
     variant_ids = list({ln.variant_id for ln in lines})
     reserved_wh: list[int] = []
     if cmd.reservation_token:
