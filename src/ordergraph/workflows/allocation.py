@@ -3,8 +3,10 @@
 The channel's strategy orders the candidate warehouses (active, linked to the channel,
 shipping to the destination country); lines split across warehouses when needed. The
 inventory rows involved are locked in id order before planning (no deadlocks between
-concurrent orders), and every unit is committed through `stock.move`, whose conditional
-UPDATE and the table's CHECK constraints guarantee nothing is ever oversold.
+concurrent orders), and every unit is committed through `stock.move_many`, whose
+conditional UPDATE and the table's CHECK constraints guarantee nothing is ever oversold.
+Under those locks the work is batched: one UPDATE for all the stock changes, one INSERT each
+for their ledger rows and for the allocations, one UPDATE for the lines.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ordergraph.observability import ALLOCATION_FAILURES
 from ordergraph.workflows.errors import DomainError, ErrorCode
 from ordergraph.workflows.events import order_event
 from ordergraph.workflows.order_lifecycle import ORDER, OrderContext, choose
-from ordergraph.workflows.stock import Change, move, move_many
+from ordergraph.workflows.stock import Change, move_many
 
 
 ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
@@ -291,13 +293,20 @@ async def release_allocations(order: Order, actor: str, reason: str) -> set[int]
             variant_id__in=[a.line.variant_id for a in allocations],
         ).order_by("id").select_for_update()
     }
-    for a in sorted(allocations, key=lambda a: levels[(a.warehouse_id, a.line.variant_id)].id):
-        level = levels[(a.warehouse_id, a.line.variant_id)]
-        await move(level.id, MovementKind.DEALLOCATION, actor=actor, d_allocated=-a.quantity,
+    allocations = sorted(allocations, key=lambda a: levels[(a.warehouse_id, a.line.variant_id)].id)
+    await move_many(  # the rows are locked: one UPDATE for every allocation given back
+        [
+            Change(levels[(a.warehouse_id, a.line.variant_id)].id, MovementKind.DEALLOCATION, d_allocated=-a.quantity,
                    reference=order.number, order_id=order.id, reason=reason)
+            for a in allocations
+        ],
+        actor=actor,
+    )
+    for a in allocations:
         a.status = AllocationStatus.RELEASED
-        await a.save(update_fields=["status"])
         freed.add(a.line.variant_id)
+    if allocations:
+        await Allocation.bulk_update(allocations, fields=["status"])
     return freed
 
 

@@ -260,11 +260,13 @@ async def cancel_order(order_id: int, reason: str, actor: str) -> Order:
         ORDER.target(order, "CANCEL", await allocation.order_context(order))
         before = order.status
         freed = await allocation.release_allocations(order, actor, f"order cancelled: {reason}")
-        for ln in await OrderLine.filter(order_id=order.id):
+        lines = await OrderLine.filter(order_id=order.id)
+        for ln in lines:
             ln.cancelled_quantity = ln.quantity - ln.shipped_quantity
             ln.allocated_quantity = 0
             ln.backordered_quantity = 0
-            await ln.save(update_fields=["cancelled_quantity", "allocated_quantity", "backordered_quantity"])
+        if lines:
+            await OrderLine.bulk_update(lines, fields=["cancelled_quantity", "allocated_quantity", "backordered_quantity"])
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = datetime.now(UTC)
         order.cancel_reason = reason
