@@ -87,3 +87,92 @@ async def test_backorder_policy_allow_on_variant_backorders_even_on_reject_chann
     v = await f.variant("PRE", backorder_policy=BackorderPolicy.ALLOW)
     await f.stock(west, v, 1)
     assert await _place([("PRE", 3)]) == {"PRE": [("WEST", 1)]}
+
+
+# -- a new order is planned before the inventory rows are locked ---------------------------------
+
+
+@pytest.fixture
+def published():
+    """The events handed to the after-commit sink, as (aggregate, sequence, type)."""
+    from ordergraph.workflows.events import set_event_sink  # noqa: PLC0415
+
+    seen: list[tuple[str, int, int, str]] = []
+    previous = set_event_sink(lambda e, routing: seen.append((e.aggregate_type, e.aggregate_id, e.sequence, e.type)))
+    yield seen
+    set_event_sink(previous)
+
+
+async def _stale_reads(monkeypatch, changes: dict[str, int]):
+    """The unlocked read sees `allocated` of the named warehouses' levels as given: the stock
+    moved between that read and the locks."""
+    from ordergraph.workflows import allocation  # noqa: PLC0415
+
+    real = allocation.read_levels
+    calls = []
+
+    async def stale(warehouse_ids, variant_ids):
+        levels = await real(warehouse_ids, variant_ids)
+        for lvl in levels.values():
+            await lvl.fetch_related("warehouse")
+            if lvl.warehouse.code in changes:
+                lvl.allocated = changes[lvl.warehouse.code]
+        calls.append(len(levels))
+        return levels
+
+    monkeypatch.setattr(allocation, "read_levels", stale)
+    return calls
+
+
+async def test_a_plan_that_changed_under_the_locks_is_rolled_back_and_made_again(db, monkeypatch, published):
+    from ordergraph.models import Event, Order, OrderLine, StockMovement  # noqa: PLC0415
+
+    east, west, eu = await _network(AllocationStrategy.PRIORITY)
+    v = await f.variant("V")
+    await f.stock(west, v, 2)
+    await f.stock(east, v, 5)
+    # Before locking, WEST looks untouched (2 free, so WEST 2 + EAST 1); under the locks one
+    # unit of WEST is gone (it really is: allocated 1), so the plan becomes WEST 1 + EAST 2.
+    await InventoryLevel.filter(warehouse=west).update(allocated=1)
+    calls = await _stale_reads(monkeypatch, {"WEST": 0})
+    assert await _place([("V", 3)]) == {"V": [("WEST", 1), ("EAST", 2)]}
+    assert calls == [2]  # the second attempt planned under the locks only
+    order = await Order.get()
+    assert (await Order.all().count(), await OrderLine.all().count(), await Allocation.all().count()) == (1, 1, 2)
+    assert [(lv.on_hand, lv.allocated) for lv in await InventoryLevel.all().order_by("id")] == [(2, 2), (5, 2)]
+    assert await StockMovement.all().count() == 2
+    timeline = [(e.sequence, e.type) for e in await Event.filter(order_id=order.id).order_by("id")]
+    assert timeline == [(1, "ORDER_PLACED"), (2, "PAYMENT_AUTHORIZED"), (3, "ORDER_CONFIRMED"), (4, "ORDER_ALLOCATED")]
+    # Only the committed attempt's events left through the sink.
+    assert [p[2:] for p in published if p[0] == "Order"] == [(1, "ORDER_PLACED"), (2, "PAYMENT_AUTHORIZED"),
+                                                             (3, "ORDER_CONFIRMED"), (4, "ORDER_ALLOCATED")]
+    assert sorted(p for p in published if p[0] == "InventoryLevel") == sorted(
+        ("InventoryLevel", e.aggregate_id, e.sequence, e.type) for e in await Event.filter(aggregate_type="InventoryLevel"))
+
+
+async def test_a_shortage_seen_before_locking_is_decided_under_the_locks(db, monkeypatch):
+    east, west, eu = await _network(AllocationStrategy.PRIORITY)
+    v = await f.variant("V")
+    await f.stock(west, v, 2)
+    await f.stock(east, v, 5)
+    # The unlocked read says everything is taken; under the locks all 7 units are free.
+    calls = await _stale_reads(monkeypatch, {"WEST": 2, "EAST": 5})
+    assert await _place([("V", 3)]) == {"V": [("WEST", 2), ("EAST", 1)]}
+    assert calls == [2]
+
+
+async def test_a_plan_made_before_locking_commits_what_the_locked_plan_would(db):
+    from ordergraph.models import Event, Order, StockMovement  # noqa: PLC0415
+
+    east, west, eu = await _network(AllocationStrategy.PRIORITY)
+    v = await f.variant("V")
+    await f.stock(west, v, 2, reorder_point=1)
+    await f.stock(east, v, 5)
+    assert await _place([("V", 3)]) == {"V": [("WEST", 2), ("EAST", 1)]}
+    order = await Order.get()
+    assert order.status == "ALLOCATED"
+    assert [(lv.on_hand, lv.allocated) for lv in await InventoryLevel.all().order_by("id")] == [(2, 2), (5, 1)]
+    assert [(m.quantity, m.allocated_after, m.reference) for m in await StockMovement.all().order_by("id")] == [
+        (2, 2, order.number), (1, 1, order.number)]
+    stock_events = [(e.sequence, e.type) for e in await Event.filter(aggregate_type="InventoryLevel").order_by("id")]
+    assert stock_events == [(1, "STOCK_CHANGED"), (2, "LOW_STOCK"), (1, "STOCK_CHANGED")]

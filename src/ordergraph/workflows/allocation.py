@@ -141,6 +141,80 @@ async def lock_levels(warehouse_ids: list[int], variant_ids: list[int]) -> dict[
     return {(r.warehouse_id, r.variant_id): r for r in rows}
 
 
+async def read_levels(warehouse_ids: list[int], variant_ids: list[int]) -> dict[tuple[int, int], InventoryLevel]:
+    """The same rows as `lock_levels`, read without locking them."""
+    rows = await InventoryLevel.filter(warehouse_id__in=warehouse_ids, variant_id__in=variant_ids)
+    return {(r.warehouse_id, r.variant_id): r for r in rows}
+
+
+class PlanChanged(Exception):
+    """The plan made before locking differs from the plan under the locks: roll back, redo."""
+
+
+def _needs(lines: list[OrderLine]) -> list[tuple[OrderLine, int]]:
+    needs = [(ln, ln.quantity - ln.allocated_quantity - ln.shipped_quantity - ln.cancelled_quantity) for ln in lines]
+    return [(ln, n) for ln, n in needs if n > 0]
+
+
+def _plan(channel: SalesChannel, order: Order, warehouses: list[Warehouse], needs, levels) -> Plan:
+    plan = plan_allocation(channel.allocation_strategy, warehouses, needs, levels, order.shipping_address)
+    plan.warehouses = warehouses
+    return plan
+
+
+def _same(a: Plan, b: Plan) -> bool:
+    def takes(p: Plan):
+        return [(ln.id, lvl.id, q) for ln, lvl, q in p.takes]
+
+    return takes(a) == takes(b) and a.short == b.short
+
+
+async def _check_short(order_channel: SalesChannel, needs, plan: Plan, levels, warehouses, variants, reject_short: bool):
+    if not plan.short:
+        return
+    if variants is None:
+        variants = {v.id: v for v in await ProductVariant.filter(id__in=[ln.variant_id for ln, _ in needs])}
+    backorderable = order_channel.stock_policy is StockPolicy.ACCEPT
+    refused = [
+        ln for ln, _ in needs
+        if ln.id in plan.short and not backorderable and variants[ln.variant_id].backorder_policy is not BackorderPolicy.ALLOW
+    ]
+    if refused and reject_short:
+        ALLOCATION_FAILURES.labels(order_channel.code, "rejected").inc()
+        raise insufficient_stock(refused, plan, levels, warehouses)
+
+
+async def _move_stock(order: Order, plan: Plan, actor: str) -> None:
+    """Under the row locks: every take in one stock UPDATE, one ledger INSERT, the events."""
+    await move_many(
+        [
+            Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
+                   reason="order allocation")
+            for _, level, qty in plan.takes
+        ],
+        actor=actor,
+    )
+
+
+async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan) -> None:
+    """The order's side of a plan: its allocation rows and its lines' quantities."""
+    if plan.takes:
+        await Allocation.bulk_create([
+            Allocation(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
+            for line, level, qty in plan.takes
+        ])
+    allocated: dict[int, int] = defaultdict(int)
+    for line, _, qty in plan.takes:
+        allocated[line.id] += qty
+    for line, _ in needs:
+        line.allocated_quantity += allocated[line.id]
+        line.backordered_quantity = plan.short.get(line.id, 0)
+    if needs:
+        await OrderLine.bulk_update([line for line, _ in needs], fields=["allocated_quantity", "backordered_quantity"])
+    if plan.short:
+        ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
+
+
 async def allocate_lines(
     order: Order,
     channel: SalesChannel,
@@ -153,50 +227,15 @@ async def allocate_lines(
     variants: dict[int, ProductVariant] | None = None,
 ) -> Plan:
     """Allocate what each line still needs; inside the caller's transaction."""
-    needs = [(ln, ln.quantity - ln.allocated_quantity - ln.shipped_quantity - ln.cancelled_quantity) for ln in lines]
-    needs = [(ln, n) for ln, n in needs if n > 0]
-    country = order.shipping_address.get("country", "")
+    needs = _needs(lines)
     if warehouses is None:
-        warehouses = await candidate_warehouses(channel, country)
+        warehouses = await candidate_warehouses(channel, order.shipping_address.get("country", ""))
     if levels is None:
         levels = await lock_levels([w.id for w in warehouses], list({ln.variant_id for ln, _ in needs}))
-    plan = plan_allocation(channel.allocation_strategy, warehouses, needs, levels, order.shipping_address)
-    plan.warehouses = warehouses
-    if plan.short:
-        if variants is None:
-            variants = {v.id: v for v in await ProductVariant.filter(id__in=[ln.variant_id for ln, _ in needs])}
-        backorderable = channel.stock_policy is StockPolicy.ACCEPT
-        refused = [
-            ln for ln, _ in needs
-            if ln.id in plan.short and not backorderable and variants[ln.variant_id].backorder_policy is not BackorderPolicy.ALLOW
-        ]
-        if refused and reject_short:
-            ALLOCATION_FAILURES.labels(channel.code, "rejected").inc()
-            raise insufficient_stock(refused, plan, levels, warehouses)
-    # The rows are locked: the stock changes, their ledger rows and events, the allocations
-    # and the lines each take one statement for all lines (the events one per level).
-    await move_many(
-        [
-            Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
-                   reason="order allocation")
-            for _, level, qty in plan.takes
-        ],
-        actor=actor,
-    )
-    await Allocation.bulk_create([
-        Allocation(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
-        for line, level, qty in plan.takes
-    ])
-    allocated: dict[int, int] = defaultdict(int)
-    for line, _, qty in plan.takes:
-        allocated[line.id] += qty
-    for line, _ in needs:
-        line.allocated_quantity += allocated[line.id]
-        line.backordered_quantity = plan.short.get(line.id, 0)
-    if needs:
-        await OrderLine.bulk_update([line for line, _ in needs], fields=["allocated_quantity", "backordered_quantity"])
-    if plan.short:
-        ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
+    plan = _plan(channel, order, warehouses, needs, levels)
+    await _check_short(channel, needs, plan, levels, warehouses, variants, reject_short)
+    await _move_stock(order, plan, actor)
+    await _record_allocations(order, channel, needs, plan)
     return plan
 
 
@@ -234,21 +273,53 @@ async def run_allocation(
     variants: dict[int, ProductVariant] | None = None,
     levels: dict[tuple[int, int], InventoryLevel] | None = None,
     warehouses: list[Warehouse] | None = None,
+    plan_before_locking: bool = False,
 ) -> Order:
     """Allocate an order in the caller's transaction and move it to its allocation state.
 
     Callers that already hold the channel, lines, variants, levels or guard context (a
     brand-new order) pass them in; otherwise they are loaded here.
+
+    `plan_before_locking` keeps the inventory rows locked for the stock changes only: the plan
+    is made from the levels read without locks, the order's side of it (allocations, lines,
+    status, ORDER_ALLOCATED) is written, then the rows are locked and planned again. A plan
+    that differs under the locks (the stock moved in between) raises PlanChanged: the caller
+    rolls the transaction back and allocates without it. A plan with a shortage is never
+    acted on before locking.
     """
     channel = channel or await SalesChannel.get(id=order.channel_id)
     if lines is None:
         lines = await OrderLine.filter(order_id=order.id).order_by("position")
     target = ORDER.target(order, "ALLOCATE", ctx or await order_context(order))
-    plan = await allocate_lines(
-        order, channel, lines, actor, reject_short=reject_short, variants=variants, levels=levels, warehouses=warehouses
-    )
-    if skip_if_nothing and not plan.takes:
-        raise NothingAllocated
+    if not (plan_before_locking and levels is None):
+        plan = await allocate_lines(
+            order, channel, lines, actor, reject_short=reject_short, variants=variants, levels=levels,
+            warehouses=warehouses,
+        )
+        if skip_if_nothing and not plan.takes:
+            raise NothingAllocated
+        await _allocated(order, target, lines, plan, actor)
+        return order
+    needs = _needs(lines)
+    if warehouses is None:
+        warehouses = await candidate_warehouses(channel, order.shipping_address.get("country", ""))
+    keys = ([w.id for w in warehouses], list({ln.variant_id for ln, _ in needs}))
+    early = _plan(channel, order, warehouses, needs, await read_levels(*keys))
+    if early.short or (skip_if_nothing and not early.takes):
+        return await run_allocation(
+            order, actor, reject_short=reject_short, skip_if_nothing=skip_if_nothing, ctx=ctx, channel=channel,
+            lines=lines, variants=variants, warehouses=warehouses,
+        )
+    await _record_allocations(order, channel, needs, early)
+    await _allocated(order, target, lines, early, actor)
+    plan = _plan(channel, order, warehouses, needs, await lock_levels(*keys))
+    if not _same(plan, early):
+        raise PlanChanged
+    await _move_stock(order, plan, actor)
+    return order
+
+
+async def _allocated(order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str) -> None:
     before = order.status
     order.status = choose(target, status_of(lines))
     await order.save(update_fields=["status", "updated_at"])
@@ -260,7 +331,6 @@ async def run_allocation(
         allocations=[{"sku": ln.sku, "warehouse": codes[lvl.warehouse_id], "quantity": q} for ln, lvl, q in plan.takes],
         backordered=[{"sku": skus[lid], "quantity": q} for lid, q in plan.short.items()],
     )
-    return order
 
 
 async def order_context(order: Order) -> OrderContext:

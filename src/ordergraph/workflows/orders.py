@@ -52,7 +52,11 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
     # the moment it locks them, the inventory rows) for fewer statements.
     warehouses = await allocation.candidate_warehouses(valid.channel, _address(cmd.shipping_address).get("country", ""))
     try:
-        order = await _write_order(cmd, valid, auth, actor, warehouses)
+        try:
+            order = await _write_order(cmd, valid, auth, actor, warehouses, plan_before_locking=True)
+        except allocation.PlanChanged:
+            # The stock moved between the plan and the locks; all of it was rolled back.
+            order = await _write_order(cmd, valid, auth, actor, warehouses, plan_before_locking=False)
     except BaseException:
         if auth is not None and auth.approved:
             try:
@@ -66,7 +70,7 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
     return order
 
 
-async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehouses) -> Order:
+async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehouses, *, plan_before_locking: bool) -> Order:
     channel = valid.channel
     try:
         async with transaction():
@@ -109,7 +113,7 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
             # A brand-new order: no holds, the payment just authorized (or none), nothing allocated.
             ctx = OrderContext(order, 0, PaymentStatus.AUTHORIZED if auth else None, sum(ln.quantity for ln in lines))
             await _confirm(order, actor, ctx)
-            await _allocate_new(order, cmd, lines, valid, ctx, actor, warehouses)
+            await _allocate_new(order, cmd, lines, valid, ctx, actor, warehouses, plan_before_locking)
             return order
     except IntegrityError as exc:
         if cmd.external_id:  # lost a race with a concurrent capture of the same external id
@@ -129,25 +133,32 @@ async def _release_reservation(token: str, actor: str) -> None:
 
 
 async def _allocate_new(
-    order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], valid, ctx, actor: str, warehouses
+    order: Order, cmd: PlaceOrderCommand, lines: list[OrderLine], valid, ctx, actor: str, warehouses,
+    plan_before_locking: bool,
 ) -> None:
     channel = valid.channel
+    variants = {v.id: v for v in valid.variants.values()}
+    if not cmd.reservation_token:
+        # Everything but the stock itself is written before the inventory rows are locked.
+        await allocation.run_allocation(
+            order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines, variants=variants,
+            warehouses=warehouses, plan_before_locking=plan_before_locking,
+        )
+        return
     variant_ids = list({ln.variant_id for ln in lines})
-    reserved_wh: list[int] = []
-    if cmd.reservation_token:
-        from ordergraph.models import Reservation, ReservationLine  # noqa: PLC0415
+    from ordergraph.models import Reservation, ReservationLine  # noqa: PLC0415
 
-        res = await Reservation.get_or_none(token=cmd.reservation_token)
-        if res is not None:
-            reserved_wh = list(await ReservationLine.filter(reservation_id=res.id).values_list("warehouse_id", flat=True))
+    reserved_wh: list[int] = []
+    res = await Reservation.get_or_none(token=cmd.reservation_token)
+    if res is not None:
+        reserved_wh = list(await ReservationLine.filter(reservation_id=res.id).values_list("warehouse_id", flat=True))
     levels = await allocation.lock_levels(list({w.id for w in warehouses} | set(reserved_wh)), variant_ids)
-    if cmd.reservation_token:
-        await _consume_reservation(order, cmd.reservation_token, lines, actor)
-        for lvl in levels.values():
-            await lvl.refresh_from_db()
+    await _consume_reservation(order, cmd.reservation_token, lines, actor)
+    for lvl in levels.values():
+        await lvl.refresh_from_db()
     await allocation.run_allocation(
-        order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines,
-        variants={v.id: v for v in valid.variants.values()}, levels=levels, warehouses=warehouses,
+        order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines, variants=variants, levels=levels,
+        warehouses=warehouses,
     )
 
 

@@ -104,6 +104,8 @@ async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState
     holds their row locks already, taken in id order (as allocation does), or deadlocks may
     follow between concurrent callers.
     """
+    if not changes:
+        return []
     after: list[LevelState | None] = [None] * len(changes)
     applied: list[Change] = []
     for round_ in _rounds(changes):
