@@ -223,3 +223,31 @@ async def test_marketplace_channel_sets_prices_and_requires_them(gql, db):
     r = (await gql(PLACE, {"input": order_input(lines, channel="MKT")}, auth=key))["placeOrder"]
     assert r["order"]["total"] == {"amount": "37.98", "currency": "USD"}
     assert [ln["allocatedQuantity"] for ln in r["order"]["lines"]] == [1, 1, 1]
+
+
+async def test_what_place_order_answers_is_what_it_committed(gql, db):
+    """The payload is built from the order the workflow wrote, without reading it again: read
+    afresh, each outcome is the same (number, status, lines, allocations, payments, timeline)."""
+    from ordergraph.models.enums import StockPolicy  # noqa: PLC0415
+    from ordergraph.workflows.reservations import reserve_stock  # noqa: PLC0415
+
+    await world(stock_policy=StockPolicy.ACCEPT)
+    key = await f.staff_key()
+    held = await reserve_stock("WEB", [("SKU-B", 2)], "cart-1", "guest:ada@example.com", "test")
+    inputs = [
+        order_input([("SKU-A", 5), ("SKU-B", 1)]),                         # allocated, split
+        order_input([("SKU-C", 5)]),                                       # partly backordered
+        order_input([("SKU-A", 1)], token="tok_decline"),                  # PENDING on a payment hold
+        order_input([("SKU-B", 2)], reservationToken=held.token),          # from a reservation
+        order_input([("SKU-A", 1)], token=None),                           # no payment
+    ]
+    statuses = []
+    for body in inputs:
+        placed = (await gql(PLACE, {"input": body}, auth=key))["placeOrder"]
+        assert placed["__typename"] == "OrderPayload", placed
+        fresh = (await gql(ORDER_BY_NUMBER, {"n": placed["order"]["number"]}, auth=key))["order"]
+        assert fresh == placed["order"]
+        row = await Order.get(number=placed["order"]["number"])
+        assert row.number == f"SO-{row.id:06d}"
+        statuses.append(placed["order"]["status"])
+    assert statuses == ["ALLOCATED", "PARTIALLY_ALLOCATED", "PENDING", "ALLOCATED", "ALLOCATED"]

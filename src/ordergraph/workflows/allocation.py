@@ -274,11 +274,13 @@ async def run_allocation(
     levels: dict[tuple[int, int], InventoryLevel] | None = None,
     warehouses: list[Warehouse] | None = None,
     plan_before_locking: bool = False,
+    also_save: tuple[str, ...] = (),
 ) -> Order:
     """Allocate an order in the caller's transaction and move it to its allocation state.
 
     Callers that already hold the channel, lines, variants, levels or guard context (a
-    brand-new order) pass them in; otherwise they are loaded here.
+    brand-new order) pass them in; otherwise they are loaded here. `also_save`: fields of the
+    order the caller changed and left for the status update to write.
 
     `plan_before_locking` keeps the inventory rows locked for the stock changes only: the plan
     is made from the levels read without locks, the order's side of it (allocations, lines,
@@ -298,7 +300,7 @@ async def run_allocation(
         )
         if skip_if_nothing and not plan.takes:
             raise NothingAllocated
-        await _allocated(order, target, lines, plan, actor)
+        await _allocated(order, target, lines, plan, actor, also_save)
         return order
     needs = _needs(lines)
     if warehouses is None:
@@ -308,10 +310,10 @@ async def run_allocation(
     if early.short or (skip_if_nothing and not early.takes):
         return await run_allocation(
             order, actor, reject_short=reject_short, skip_if_nothing=skip_if_nothing, ctx=ctx, channel=channel,
-            lines=lines, variants=variants, warehouses=warehouses,
+            lines=lines, variants=variants, warehouses=warehouses, also_save=also_save,
         )
     await _record_allocations(order, channel, needs, early)
-    await _allocated(order, target, lines, early, actor)
+    await _allocated(order, target, lines, early, actor, also_save)
     plan = _plan(channel, order, warehouses, needs, await lock_levels(*keys))
     if not _same(plan, early):
         raise PlanChanged
@@ -319,10 +321,12 @@ async def run_allocation(
     return order
 
 
-async def _allocated(order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str) -> None:
+async def _allocated(
+    order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str, also_save: tuple[str, ...] = ()
+) -> None:
     before = order.status
     order.status = choose(target, status_of(lines))
-    await order.save(update_fields=["status", "updated_at"])
+    await order.save(update_fields=[*also_save, "status", "updated_at"])
     skus = {ln.id: ln.sku for ln in lines}
     codes = {w.id: w.code for w in plan.warehouses}
     await order_event(

@@ -90,8 +90,9 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
                 total=valid.subtotal,
                 placed_at=datetime.now(UTC),
             )
+            # The number (and CONFIRMED, below) reach the row with its next update, in this
+            # transaction: no one else sees the row before it commits.
             order.number = f"SO-{order.id:06d}"
-            await order.save(update_fields=["number"])
             lines = []
             for i, (ln, price) in enumerate(zip(cmd.lines, valid.prices, strict=True)):
                 v = valid.variants[ln.sku]
@@ -106,13 +107,14 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
             if auth is not None:
                 await payments.record_authorization(order, cmd.payment.gateway, cmd.payment.method, auth, actor)
                 if not auth.approved:
+                    await order.save(update_fields=["number"])
                     await _hold(order, HoldReason.PAYMENT, f"payment declined: {auth.decline_code}", actor)
                     if cmd.reservation_token:
                         await _release_reservation(cmd.reservation_token, actor)
                     return order
             # A brand-new order: no holds, the payment just authorized (or none), nothing allocated.
             ctx = OrderContext(order, 0, PaymentStatus.AUTHORIZED if auth else None, sum(ln.quantity for ln in lines))
-            await _confirm(order, actor, ctx)
+            await _confirm(order, actor, ctx, write=False)  # allocation writes the row: number and status
             await _allocate_new(order, cmd, lines, valid, ctx, actor, warehouses, plan_before_locking)
             return order
     except IntegrityError as exc:
@@ -142,7 +144,7 @@ async def _allocate_new(
         # Everything but the stock itself is written before the inventory rows are locked.
         await allocation.run_allocation(
             order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines, variants=variants,
-            warehouses=warehouses, plan_before_locking=plan_before_locking,
+            warehouses=warehouses, plan_before_locking=plan_before_locking, also_save=("number",),
         )
         return
     variant_ids = list({ln.variant_id for ln in lines})
@@ -158,7 +160,7 @@ async def _allocate_new(
         await lvl.refresh_from_db()
     await allocation.run_allocation(
         order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines, variants=variants, levels=levels,
-        warehouses=warehouses,
+        warehouses=warehouses, also_save=("number",),
     )
 
 
@@ -187,10 +189,12 @@ async def _consume_reservation(order: Order, token: str, lines: list[OrderLine],
                 break
 
 
-async def _confirm(order: Order, actor: str, ctx: OrderContext | None = None) -> None:
+async def _confirm(order: Order, actor: str, ctx: OrderContext | None = None, *, write: bool = True) -> None:
+    """`write=False`: the caller writes the row later in the same transaction."""
     ORDER.target(order, "CONFIRM", ctx or await allocation.order_context(order))
     order.status = OrderStatus.CONFIRMED
-    await order.save(update_fields=["status", "updated_at"])
+    if write:
+        await order.save(update_fields=["status", "updated_at"])
     await order_event(order, "ORDER_CONFIRMED", actor, status={"from": OrderStatus.PENDING, "to": OrderStatus.CONFIRMED})
 
 
