@@ -12,9 +12,11 @@
    so each order is authorized, confirmed and allocated, with its events. Every answer must be
    an OrderPayload with status ALLOCATED.
 3. Baseline, same database, same counts: an asyncpg pool (20 connections) in this process doing,
-   per order, one transaction with the same writes as the workflow (see `baseline_order`).
-4. Checks that both paths wrote the same rows per order, then prints the figures, the ratio
-   app/baseline (target >= 0.6) and one JSON line with everything.
+   per order, one transaction with the same writes as the workflow, in its order (see
+   `baseline_order`), one statement per row.
+4. Checks that both paths wrote the same rows per order (the STOCK_CHANGED events included),
+   then prints the figures, the ratio app/baseline (target >= 0.6) and one JSON line with
+   everything.
 """
 
 from __future__ import annotations
@@ -103,11 +105,15 @@ SQL = {
         " VALUES ($1, NULL, 'PENDING', $2, $3, '', $4::jsonb, $4::jsonb, 'STANDARD', '', 'USD', $5, $5, $6, $6,"
         " NULL, '', $7) RETURNING id"
     ),
-    "number": "UPDATE orders SET number = $1 WHERE id = $2",
+    "number_status": "UPDATE orders SET number = $1, status = $2, updated_at = $3 WHERE id = $4",
     "insert_line": (
         "INSERT INTO order_lines (position, sku, name, external_line_id, quantity, unit_price, allocated_quantity,"
         " backordered_quantity, shipped_quantity, cancelled_quantity, order_id, variant_id)"
         " VALUES ($1, $2, $3, NULL, $4, $5, 0, 0, 0, 0, $6, $7) RETURNING id"
+    ),
+    "levels": (
+        "SELECT id, warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock FROM inventory_levels"
+        " WHERE warehouse_id = ANY($1::int[]) AND variant_id = ANY($2::int[])"
     ),
     "lock": (
         "SELECT id, warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock FROM inventory_levels"
@@ -117,7 +123,13 @@ SQL = {
         "UPDATE inventory_levels SET allocated = allocated + $2, updated_at = CURRENT_TIMESTAMP"
         " WHERE id = $1 AND allocated + $2 + reserved <= on_hand"
         " AND on_hand - allocated - $2 - reserved - safety_stock >= 0"
-        " RETURNING warehouse_id, variant_id, on_hand, allocated, reserved"
+        " RETURNING warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock, reorder_point"
+    ),
+    # The level's next sequence is read in the INSERT itself: the row lock is held.
+    "stock_event": (
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at,"
+        " published_at) SELECT 'InventoryLevel', $1, coalesce(max(sequence), 0) + 1, NULL, 'STOCK_CHANGED',"
+        " $2::jsonb, $3, $4, NULL FROM events WHERE aggregate_type = 'InventoryLevel' AND aggregate_id = $1"
     ),
     "movement": (
         "INSERT INTO stock_movements (kind, quantity, on_hand_after, allocated_after, reserved_after, reason,"
@@ -139,12 +151,33 @@ SQL = {
         " created_at, payment_id) VALUES ('AUTHORIZE', $1, true, $2, NULL, NULL, $3, $4)"
     ),
     "line_allocated": "UPDATE order_lines SET allocated_quantity = $1, backordered_quantity = 0 WHERE id = $2",
-    "status": "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3",
     "event": (
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at,"
         " published_at) VALUES ('Order', $1, $2, $1, $3, $4::jsonb, $5, $6, NULL)"
     ),
 }
+
+
+def _plan(levels, lines, variants, warehouse_ids) -> list[tuple[int, str, int, int, int]]:
+    """PRIORITY routing, as the workflow plans: (line index, sku, level id, warehouse id, units)."""
+    by_key = {(r["warehouse_id"], r["variant_id"]): r for r in levels}
+    free = {k: r["on_hand"] - r["allocated"] - r["reserved"] - r["safety_stock"] for k, r in by_key.items()}
+    takes = []
+    for i, (sku, q) in enumerate(lines):
+        vid = variants[sku]["id"]
+        need = q
+        for wid in warehouse_ids:  # EAST, then WEST
+            take = min(need, free[(wid, vid)])
+            if take <= 0:
+                continue
+            takes.append((i, sku, by_key[(wid, vid)]["id"], wid, take))
+            free[(wid, vid)] -= take
+            need -= take
+            if need == 0:
+                break
+        if need:
+            raise RuntimeError(f"not enough stock for {sku}")
+    return takes
 
 
 async def baseline_order(pool, world: dict, n: int) -> None:
@@ -153,7 +186,10 @@ async def baseline_order(pool, world: dict, n: int) -> None:
     without its ORM, its GraphQL layer and its extra reads.
 
     Channel and warehouse routing (EAST before WEST) are known up front, as a hand-written
-    service would cache them; the variants (price, name) are read per order.
+    service would cache them; the variants (price, name) are read per order. Like the
+    workflow, it plans from the levels read without locks, writes the order's side, then
+    locks the levels, checks the plan still holds and changes the stock: per take the
+    conditional UPDATE, its ledger row and its STOCK_CHANGED event.
     """
     lines = order_lines(n)
     actor = world["actor"]
@@ -170,8 +206,7 @@ async def baseline_order(pool, world: dict, n: int) -> None:
 
         order_id = await conn.fetchval(SQL["insert_order"], f"TMP-{secrets.token_hex(12)}", f"bench{n}@example.com",
                                        "Bench Customer", address, total, now, world["channel_id"])
-        number = f"SO-{order_id:06d}"
-        await conn.execute(SQL["number"], number, order_id)
+        number = f"SO-{order_id:06d}"  # written with the status, below (as the workflow does)
         line_ids = []
         for pos, (sku, q) in enumerate(lines):
             v = variants[sku]
@@ -181,37 +216,35 @@ async def baseline_order(pool, world: dict, n: int) -> None:
         payment_id = await conn.fetchval(SQL["payment"], total, auth_ref, now + timedelta(days=7), now, order_id)
         await conn.execute(SQL["payment_tx"], total, auth_ref, now, payment_id)
         await event(2, "PAYMENT_AUTHORIZED", {"payment_id": payment_id, "amount": str(total), "currency": "USD"})
-        await conn.execute(SQL["status"], "CONFIRMED", now, order_id)
         await event(3, "ORDER_CONFIRMED", {"status": {"from": "PENDING", "to": "CONFIRMED"}})
 
-        levels = await conn.fetch(SQL["lock"], world["warehouse_ids"], [variants[s]["id"] for s in SKUS])
-        by_key = {(r["warehouse_id"], r["variant_id"]): r for r in levels}
-        allocations = []
-        for line_id, (sku, q) in zip(line_ids, lines, strict=True):
-            vid = variants[sku]["id"]
-            need = q
-            for wid in world["warehouse_ids"]:  # PRIORITY: EAST, then WEST
-                lvl = by_key[(wid, vid)]
-                take = min(need, lvl["on_hand"] - lvl["allocated"] - lvl["reserved"] - lvl["safety_stock"])
-                if take <= 0:
-                    continue
-                after = await conn.fetchrow(SQL["allocate"], lvl["id"], take)
-                if after is None:
-                    raise RuntimeError(f"stock conflict on level {lvl['id']}")
-                await conn.execute(SQL["movement"], take, after["on_hand"], after["allocated"], after["reserved"],
-                                   number, order_id, actor, now, vid, wid)
-                await conn.execute(SQL["allocation"], order_id, take, now, line_id, wid)
-                allocations.append({"sku": sku, "warehouse": world["warehouse_codes"][wid], "quantity": take})
-                need -= take
-                if need == 0:
-                    break
-            if need:
-                raise RuntimeError(f"not enough stock for {sku}")
+        keys = (world["warehouse_ids"], [variants[s]["id"] for s in SKUS])
+        takes = _plan(await conn.fetch(SQL["levels"], *keys), lines, variants, world["warehouse_ids"])
+        for i, _, _, wid, take in takes:
+            await conn.execute(SQL["allocation"], order_id, take, now, line_ids[i], wid)
         for line_id, (_, q) in zip(line_ids, lines, strict=True):
             await conn.execute(SQL["line_allocated"], q, line_id)
-        await conn.execute(SQL["status"], "ALLOCATED", now, order_id)
-        await event(4, "ORDER_ALLOCATED", {"status": {"from": "CONFIRMED", "to": "ALLOCATED"},
-                                           "allocations": allocations, "backordered": []})
+        await conn.execute(SQL["number_status"], number, "ALLOCATED", now, order_id)
+        await event(4, "ORDER_ALLOCATED", {
+            "status": {"from": "CONFIRMED", "to": "ALLOCATED"},
+            "allocations": [{"sku": sku, "warehouse": world["warehouse_codes"][wid], "quantity": take}
+                            for _, sku, _, wid, take in takes],
+            "backordered": []})
+
+        if _plan(await conn.fetch(SQL["lock"], *keys), lines, variants, world["warehouse_ids"]) != takes:
+            raise RuntimeError("the plan changed under the locks")  # never with 10^9 units on hand
+        for _, sku, level_id, wid, take in takes:
+            after = await conn.fetchrow(SQL["allocate"], level_id, take)
+            if after is None:
+                raise RuntimeError(f"stock conflict on level {level_id}")
+            await conn.execute(SQL["movement"], take, after["on_hand"], after["allocated"], after["reserved"],
+                               number, order_id, actor, now, after["variant_id"], wid)
+            available = after["on_hand"] - after["allocated"] - after["reserved"] - after["safety_stock"]
+            await conn.execute(SQL["stock_event"], level_id, json.dumps({
+                "warehouse_id": wid, "variant_id": after["variant_id"], "on_hand": after["on_hand"],
+                "allocated": after["allocated"], "reserved": after["reserved"], "safety_stock": after["safety_stock"],
+                "available": available, "reorder_point": after["reorder_point"], "kind": "ALLOCATION",
+                "quantity": take, "reference": number}), actor, now)
 
 
 async def drive_baseline(pool, world: dict, *, start: int, count: int, concurrency: int) -> c.LoadResult:
@@ -233,7 +266,10 @@ SELECT count(*) AS orders,
        (SELECT count(*) FROM payments p WHERE p.order_id BETWEEN $1 AND $2) AS payments,
        (SELECT count(*) FROM payment_transactions t JOIN payments p ON p.id = t.payment_id
          WHERE p.order_id BETWEEN $1 AND $2) AS payment_transactions,
-       (SELECT count(*) FROM events e WHERE e.order_id BETWEEN $1 AND $2) AS events
+       (SELECT count(*) FROM events e WHERE e.order_id BETWEEN $1 AND $2) AS events,
+       (SELECT count(*) FROM events e JOIN orders r ON e.data->>'reference' = r.number
+         WHERE e.aggregate_type = 'InventoryLevel' AND e.type = 'STOCK_CHANGED' AND r.id BETWEEN $1 AND $2)
+         AS stock_events
 FROM orders o WHERE o.id BETWEEN $1 AND $2
 """
 
