@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Development-only webhook secrets of the built-in carriers; set CARRIER_WEBHOOK_SECRETS in
+# production (a JSON object: carrier code → secret, or → a list of secrets during a rotation).
+DEV_CARRIER_WEBHOOK_SECRETS = {
+    "econopost": "whsec_dev_econopost_0123456789abcdef",
+    "swiftship": "whsec_dev_swiftship_0123456789abcdef",
+}
 
 
 class Settings(BaseSettings):
@@ -41,6 +49,48 @@ class Settings(BaseSettings):
     idempotency_wait_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Carriers (integrations/carriers). CARRIERS_ENABLED: comma-separated codes of the built-in
+    # local carriers to offer. An HTTP carrier is offered when HTTP_CARRIER_BASE_URL is set.
+    carriers_enabled: Annotated[list[str], NoDecode] = ["econopost", "swiftship"]
+    carrier_webhook_secrets: dict[str, str | list[str]] = Field(
+        default_factory=lambda: dict(DEV_CARRIER_WEBHOOK_SECRETS)
+    )
+    carrier_webhook_tolerance_seconds: int = 300
+    http_carrier_code: str = "restship"
+    http_carrier_name: str = "RestShip"
+    http_carrier_base_url: str | None = None
+    http_carrier_api_key: str | None = None
+    http_carrier_timeout_seconds: float = 10.0
+    # Where customers follow a parcel. Empty: each carrier's own tracking page. Otherwise a
+    # template with {carrier} and {tracking_number}, e.g. https://shop.example/track/{carrier}/{tracking_number}
+    tracking_url_template: str = ""
+
+    # Notifications (integrations/notifications): SMTP when SMTP_HOST is set, else .eml files
+    # written to OUTBOX_DIR.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "ordergraph <no-reply@ordergraph.local>"
+    ops_alert_to: str = "ops@ordergraph.local"  # the team alerts' recipients, comma-separated
+    outbox_dir: str = "var/outbox"
+
+    @field_validator("carriers_enabled", mode="before")
+    @classmethod
+    def _split_codes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [code.strip() for code in value.split(",") if code.strip()]
+        return value
+
+    def webhook_secrets(self, carrier: str) -> list[str]:
+        """The webhook secrets accepted for `carrier` (several while one is rotated)."""
+        value = self.carrier_webhook_secrets.get(carrier)
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else list(value)
 
     @property
     def production(self) -> bool:
