@@ -25,10 +25,16 @@ from ordergraph.jobs import default_jobs
 from ordergraph.observability import WS_CONNECTIONS, configure_logging, log, new_request_id, request_id_var
 from ordergraph.schema.root import build_schema
 from ordergraph.subscriptions import runtime as streaming
+from ordergraph.subscriptions.transport_ws import SubscriptionExecutor, TransportWSHandler
 
 
 class GraphQLApp(GraphQL):
+    # Live events rendered once per event for all subscribers that share them (transport_ws.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, schema, settings: Settings) -> None:
+        if schema.execution_context_class is SubscriptionExecutor.__mro__[1]:  # strawberry's default
+            schema.execution_context_class = SubscriptionExecutor
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,

@@ -182,3 +182,46 @@ async def test_inventory_changes_and_low_stock_alerts(gql, server, db):
     assert (denied["type"], denied["payload"]["errors"][0]["extensions"]) == ("next", {"code": "FORBIDDEN"})
     await ws.close()
     await customer.close()
+
+
+async def test_live_events_are_rendered_once_per_document_and_sent_as_strawberry_would(gql, server, db):
+    """Subscribers with the same document, variables and viewer share one rendered payload per
+    event (the hub's lanes); another selection gets its own. The `next` message is the same
+    text strawberry's own path sends (a replayed event went through it), and what a lane
+    carries continues each stream with no gap or duplicate."""
+    import json
+
+    from ordergraph.subscriptions import runtime
+
+    await world()
+    key = await f.staff_key()
+    order = await _place(gql, key)
+    other_doc = "subscription($id: ID!) { orderEvents(orderId: $id) { sequence type } }"
+    same = [await WSClient.connect(server, key) for _ in range(3)]
+    for ws in same:
+        await ws.subscribe(ORDER_EVENTS, {"id": order["id"], "after": "0"})
+    replay_texts = [[await ws.ws.recv() for _ in range(4)] for ws in same]
+    assert len({tuple(t) for t in replay_texts}) == 1  # strawberry's path: identical per subscriber
+    other = await WSClient.connect(server, key)
+    await other.subscribe(other_doc, {"id": order["id"]})
+    await asyncio.sleep(0.2)  # `other` has no cursor: it is live once it has read the log's end
+    hub = runtime.current().hub
+    rendered, shared = hub.rendered, hub.shared
+    await gql(HOLD, {"id": order["id"], "reason": "MANUAL"}, auth=key)  # seq 5: `other` has seen none of this order
+    await gql(RELEASE, {"id": order["id"], "reason": "MANUAL"}, auth=key)  # seq 6
+    live_texts = [[await ws.ws.recv() for _ in range(2)] for ws in same]
+    assert len({tuple(t) for t in live_texts}) == 1
+    first, second = (json.loads(t) for t in live_texts[0])
+    assert [first["payload"]["data"]["orderEvents"]["sequence"], second["payload"]["data"]["orderEvents"]["sequence"]] == [5, 6]
+    assert live_texts[0][1] == json.dumps(second, separators=(",", ":"))  # strawberry's encoding
+    assert json.loads(replay_texts[0][0]).keys() == first.keys() == {"id", "type", "payload"}
+    assert first["payload"].keys() == {"data"} and first["id"] == "1" and first["type"] == "next"
+    assert [m["orderEvents"] for m in await other.take(2)] == [{"sequence": 5, "type": "HOLD_PLACED"},
+                                                               {"sequence": 6, "type": "HOLD_RELEASED"}]
+    # seq 5 and 6 went through the lanes for the three; `other` saw seq 5 first through its
+    # stream (first event of the aggregate), then seq 6 through its own lane group.
+    assert hub.shared - shared == 3 + 3 + 1
+    assert hub.rendered - rendered == 1 + 2
+    for ws in (*same, other):
+        await ws.expect_silence(0.2)
+        await ws.close()

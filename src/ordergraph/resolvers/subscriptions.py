@@ -16,10 +16,11 @@ from ordergraph.auth.permissions import can_read_order, order_scope
 from ordergraph.auth.viewer import ViewerKind, guest_viewer
 from ordergraph.models import Event, Order, ProductVariant, Warehouse
 from ordergraph.schema.orders import TrackedOrder
-from ordergraph.schema.streams import InventoryUpdate, OrderUpdate, StreamEvent
+from ordergraph.schema.streams import InventoryUpdate, OrderUpdate, StreamEvent, event_time
 from ordergraph.subscriptions.messages import EventMessage
 from ordergraph.subscriptions.outbox import routing_for
 from ordergraph.subscriptions.streams import REPLAY_LIMIT, event_stream
+from ordergraph.subscriptions.transport_ws import live_lane
 
 
 def _cursor(after: str | None) -> int | None:
@@ -68,12 +69,10 @@ async def _warehouse(warehouse_id: int | None) -> str:
 
 def _inventory_update(m: EventMessage, sku: str, warehouse: str) -> InventoryUpdate:
     d = m.data
-    from datetime import datetime  # noqa: PLC0415
-
     return InventoryUpdate(
         cursor=str(m.id), type=m.type, sku=sku, warehouse=warehouse, kind=d.get("kind"), quantity=d.get("quantity"),
         on_hand=d["on_hand"], allocated=d["allocated"], reserved=d["reserved"], safety_stock=d["safety_stock"],
-        available=d["available"], reorder_point=d["reorder_point"], created_at=datetime.fromisoformat(m.created_at),
+        available=d["available"], reorder_point=d["reorder_point"], created_at=event_time(m.created_at),
     )
 
 
@@ -107,7 +106,9 @@ class SubscriptionRoot:
         async def replay(after_id: int):
             return await Event.filter(order_id=order.id, id__gt=after_id).order_by("id").limit(REPLAY_LIMIT)
 
-        async for m in event_stream([("order", order.id)], after=since, replay=replay, accept=lambda m: m.order_id == order.id):
+        async for m in event_stream([("order", order.id)], after=since, replay=replay,
+                                    accept=lambda m: m.order_id == order.id,
+                                    lane=live_lane(info, StreamEvent.from_message)):
             yield StreamEvent.from_message(m)
 
     @strawberry.subscription(description="Orders changing: staff see all (or one channel), partners their channels.")
@@ -162,7 +163,8 @@ class SubscriptionRoot:
             return await Event.filter(aggregate_type="Exception", id__gt=after_id).order_by("id").limit(REPLAY_LIMIT)
 
         async for m in event_stream([("exceptions",)], after=_cursor(after), replay=replay,
-                                    accept=lambda m: m.aggregate_type == "Exception"):
+                                    accept=lambda m: m.aggregate_type == "Exception",
+                                    lane=live_lane(info, StreamEvent.from_message)):
             yield StreamEvent.from_message(m)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 import strawberry
 from strawberry.scalars import JSON
@@ -11,6 +12,18 @@ from strawberry.types import Info
 from ordergraph.models import Order
 from ordergraph.schema.orders import OrderType
 from ordergraph.subscriptions.messages import EventMessage
+
+
+@lru_cache(maxsize=4096)
+def event_time(created_at: str) -> datetime:
+    """An event's `created_at` as it travels on the bus, parsed once per event, not per subscriber."""
+    return datetime.fromisoformat(created_at)
+
+
+# The StreamEvent of a message, made once and shared by every subscriber that yields it (the
+# message object is the one the bus decoded once for the whole process).
+_STREAM_EVENTS_KEPT = 256
+_stream_events: dict[int, tuple[EventMessage, StreamEvent]] = {}
 
 
 @strawberry.type(description="One event from the log; `cursor` resumes a subscription after it.")
@@ -26,10 +39,17 @@ class StreamEvent:
 
     @classmethod
     def from_message(cls, m: EventMessage) -> StreamEvent:
-        return cls(
+        cached = _stream_events.get(id(m))
+        if cached is not None and cached[0] is m:
+            return cached[1]
+        event = cls(
             cursor=str(m.id), aggregate_type=m.aggregate_type, aggregate_id=m.aggregate_id, sequence=m.sequence,
-            type=m.type, data=m.data, actor=m.actor, created_at=datetime.fromisoformat(m.created_at),
+            type=m.type, data=m.data, actor=m.actor, created_at=event_time(m.created_at),
         )
+        _stream_events[id(m)] = (m, event)  # holding m keeps its id from being reused meanwhile
+        while len(_stream_events) > _STREAM_EVENTS_KEPT:
+            del _stream_events[next(iter(_stream_events))]
+        return event
 
 
 @strawberry.type(description="An order changed: the event, and the order as it is now.")

@@ -3,6 +3,10 @@ subscribers of its topics only, so the work per event does not grow with unrelat
 
 A subscriber's queue is bounded; one that falls behind is marked `overflowed` and catches up
 from the event log (nothing is lost, it is replayed).
+
+A subscriber parked on a `Lane` (see lanes.py) is served without its queue when the event
+simply continues its stream: the payload is rendered once for every lane with the same key,
+and each lane writes it to its socket. Everything else goes through the queue.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ordergraph.observability import ACTIVE_SUBSCRIPTIONS
+from ordergraph.observability import ACTIVE_SUBSCRIPTIONS, log
+from ordergraph.subscriptions.lanes import FAST, SKIP, Lane
 from ordergraph.subscriptions.messages import EventMessage, Topic
 
 _hubs: weakref.WeakSet[Hub] = weakref.WeakSet()  # every live hub of this process, for the gauge
@@ -20,15 +25,18 @@ ACTIVE_SUBSCRIPTIONS.set_function(lambda: sum(hub.active for hub in list(_hubs))
 
 
 class Subscription:
-    __slots__ = ("hub", "topics", "queue", "overflowed")
+    __slots__ = ("hub", "topics", "queue", "overflowed", "lane")
 
     def __init__(self, hub: Hub, topics: list[Topic], maxsize: int) -> None:
         self.hub = hub
         self.topics = topics
         self.queue: asyncio.Queue[EventMessage] = asyncio.Queue(maxsize)
         self.overflowed = False
+        self.lane: Lane | None = None
 
     def offer(self, message: EventMessage) -> None:
+        if self.lane is not None:
+            self.lane.parked = False  # the stream takes over until it parks again
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -45,6 +53,9 @@ class Subscription:
 
     def close(self) -> None:
         self.hub.unsubscribe(self)
+        if self.lane is not None:
+            self.lane.close()
+            self.lane = None
 
     def __enter__(self) -> Subscription:
         return self
@@ -58,6 +69,8 @@ class Hub:
         self.queue_size = queue_size
         self._by_topic: dict[Topic, set[Subscription]] = defaultdict(set)
         self.delivered = 0
+        self.rendered = 0  # payloads rendered for lanes: once per event and lane group
+        self.shared = 0  # messages written by lanes, without waking their streams
         _hubs.add(self)
 
     def subscribe(self, topics: Iterable[Topic]) -> Subscription:
@@ -80,9 +93,33 @@ class Hub:
 
     def dispatch(self, message: EventMessage) -> None:
         seen: set[int] = set()
+        shared: dict[object, list[Subscription]] = {}
         for topic in message.topics():
             for sub in self._by_topic.get(topic, ()):
-                if id(sub) not in seen:
-                    seen.add(id(sub))
+                if id(sub) in seen:
+                    continue
+                seen.add(id(sub))
+                lane = sub.lane
+                if lane is not None and lane.parked:
+                    verdict = lane.verdict(message)
+                    if verdict == SKIP:
+                        continue
+                    if verdict == FAST:
+                        shared.setdefault(lane.key, []).append(sub)
+                        continue
+                sub.offer(message)
+        for subs in shared.values():
+            try:
+                payload = subs[0].lane.render(message)  # once for the whole group
+            except Exception as exc:  # noqa: BLE001 - the ordinary path reports it per subscriber
+                log.warning("subscription.render_failed", event=message.id, error=repr(exc))
+                payload = None
+            if payload is not None:
+                self.rendered += 1
+            for sub in subs:
+                if payload is None or sub.lane is None:
                     sub.offer(message)
+                else:
+                    sub.lane.deliver(message, payload)
+                    self.shared += 1
         self.delivered += len(seen)

@@ -6,6 +6,10 @@ message that skips ahead (another process published it first, the relay publishe
 predecessors later, or this subscriber overflowed) is preceded by the missing events read
 from the log. A stream's events are those after its cursor, or, without one, those after the
 log's end when it subscribed.
+
+Once live, a stream may hand its socket a `Lane` (lanes.py): while it waits with nothing
+queued, messages that just continue their aggregate's sequence are written by the hub without
+waking it, and the stream's position moves with them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ordergraph.models import Event
 from ordergraph.subscriptions import runtime
 from ordergraph.subscriptions.hub import Hub
+from ordergraph.subscriptions.lanes import Lane, Position
 from ordergraph.subscriptions.messages import EventMessage, Topic
 from ordergraph.subscriptions.outbox import routing_for
 
@@ -71,21 +76,21 @@ async def event_stream(
     accept: Callable[[EventMessage], bool] = lambda m: True,
     routing: Callable[[list[Event]], Awaitable[dict[int, dict]]] | None = None,
     hub: Hub | None = None,
+    lane: Callable[[Position, Callable[[EventMessage], bool]], Lane | None] | None = None,
 ) -> AsyncIterator[EventMessage]:
-    """Events for `topics`: those after the cursor `after` from the log first, then live."""
+    """Events for `topics`: those after the cursor `after` from the log first, then live.
+    `lane(position, accept)`, if given, makes the fast path to the subscriber's socket."""
     hub = hub or runtime.current().hub
-    seen: dict[tuple[str, int], int] = {}
     floor = after or 0
-    last_id = floor
+    pos = Position(floor)
+    seen = pos.seen
     resuming = after is not None
 
     async def as_messages(events: list[Event], routing=routing) -> list[EventMessage]:
         facts = await routing(events) if routing and events else {}
         return [EventMessage.from_event(e, facts.get(e.id, {})) for e in events]
 
-    def fresh(m: EventMessage) -> bool:
-        prev = seen.get(m.aggregate)
-        return prev is None or m.sequence > prev
+    fresh = pos.fresh
 
     with hub.subscribe(topics) as sub:  # subscribe first: nothing published from now on is missed
         # Where this stream's events start: after the cursor, or (live only) after the log's
@@ -96,19 +101,26 @@ async def event_stream(
         if resuming:
             for m in await as_messages(await replay(floor)):
                 if fresh(m) and accept(m):
-                    seen[m.aggregate] = m.sequence
-                    last_id = max(last_id, m.id)
+                    pos.advance(m)
                     yield m
+        if lane is not None:
+            sub.lane = lane(pos, accept)
         while True:
             if sub.overflowed:  # fell behind: what the queue dropped is in the log
                 sub.overflowed = False
                 sub.drain()
-                for m in await as_messages(await replay(last_id)):
+                for m in await as_messages(await replay(pos.last_id)):
                     if fresh(m) and accept(m):
-                        seen[m.aggregate] = m.sequence
-                        last_id = max(last_id, m.id)
+                        pos.advance(m)
                         yield m
-            m = await sub.get()
+            if sub.lane is not None:
+                if sub.queue.empty():
+                    sub.lane.parked = True
+                m = await sub.get()
+                sub.lane.parked = False
+                await sub.lane.flushed()  # what the lane took before this message is on the wire first
+            else:
+                m = await sub.get()
             if not accept(m) or not fresh(m):
                 continue
             prev = seen.get(m.aggregate)
@@ -123,6 +135,7 @@ async def event_stream(
                     if fresh(gap) and accept(gap):
                         seen[gap.aggregate] = gap.sequence
                         yield gap
-            seen[m.aggregate] = m.sequence
-            last_id = max(last_id, m.id)
+            if not fresh(m):  # the lane delivered it while the gap was being read
+                continue
+            pos.advance(m)
             yield m
