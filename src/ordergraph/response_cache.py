@@ -474,6 +474,8 @@ def create_cached_app(settings: Any = None, *, manage_db: bool = True):
 
     settings = settings or get_settings()
     outer = create_app(settings, manage_db=manage_db)
+    if isinstance(outer.app, ResponseCache):  # create_app wires the cache in itself
+        return outer
     routes = outer.app.routes
     graphql = next(r.endpoint for r in routes if isinstance(r, Route) and r.path == "/graphql")
     outer.app = with_response_cache(outer.app, graphql.schema, settings)

@@ -2,8 +2,14 @@
 
 import logging
 
+import pytest
+
+from ordergraph.app import create_app
+from ordergraph.response_cache import create_cached_app
 from tests import factories as f
+from tests.conftest import GraphQLClient
 from tests.orders_helpers import PLACE, order_input, world
+from tests.servers import serve
 
 PAGE = """query($n: Int!) { orders(first: $n) { totalCount edges { node {
   number status channelCode onHold availableActions
@@ -64,16 +70,50 @@ ONE = """query($n: String!) { order(number: $n) {
 } }"""
 
 
-async def test_one_order_with_lines_allocations_and_timeline_takes_four_statements(gql, db):
+@pytest.fixture
+async def uncached(db, monkeypatch):
+    """The app with the order response cache off, whatever the default: its statements."""
+    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "false")
+    settings = db.model_copy(update={"response_cache_enabled": False})
+    async with serve(create_app(settings, manage_db=False), lifespan="off") as url:
+        client = GraphQLClient(url)
+        yield client
+        await client.http.aclose()
+
+
+@pytest.fixture
+async def cached(db):
+    async with serve(create_cached_app(db, manage_db=False), lifespan="off") as url:
+        client = GraphQLClient(url)
+        yield client
+        await client.http.aclose()
+
+
+async def _one_order(gql) -> tuple[str, str]:
     await world()
     key = await f.staff_key()
     r = await gql(PLACE, {"input": order_input([("SKU-A", 5), ("SKU-B", 1)])}, auth=key)
-    number = r["placeOrder"]["order"]["number"]
-    data, count = await _statements(gql, key, ONE, {"n": number})
+    return key, r["placeOrder"]["order"]["number"]
+
+
+async def test_one_order_with_lines_allocations_and_timeline_takes_four_statements(uncached, gql, db):
+    key, number = await _one_order(gql)
+    await uncached(ONE, {"n": number}, auth=key)  # the key is remembered by this process
+    data, count = await _statements(uncached, key, ONE, {"n": number})
     order = data["order"]
     assert order["channelCode"] == "WEB"
     assert [[(a["warehouseCode"], a["quantity"]) for a in ln["allocations"]] for ln in order["lines"]] == [
         [("EAST", 3), ("WEST", 2)], [("EAST", 1)]]
     # The order with its channel code, its lines, its allocations with their warehouse codes,
-    # its events; the key was remembered by the mutation above.
+    # its events.
     assert count == 4, count
+
+
+async def test_with_the_response_cache_a_miss_takes_one_more_statement_and_a_hit_one(cached, gql, db):
+    key, number = await _one_order(gql)
+    await cached(ONE, {"n": "SO-999999"}, auth=key)  # the key is remembered by this process
+    miss, count = await _statements(cached, key, ONE, {"n": number})
+    assert count == 5, count  # the order's version and the viewer's right, then the four reads
+    hit, count = await _statements(cached, key, ONE, {"n": number})
+    assert hit == miss
+    assert count == 1, count

@@ -1,8 +1,8 @@
 """The order response cache over real HTTP: never stale, never leaks, only for allowed fields.
 
-Each test serves its own cached app (`create_cached_app`, fresh cache) next to the session's
-plain app (`gql`), on the same database: the plain app's answer is the truth a cached answer
-must equal, byte for byte.
+Each test serves its own cached app (`create_cached_app`, fresh cache) next to the app with
+the cache off, on the same database: the latter's answer is the truth a cached answer must
+equal, byte for byte. Mutations go through the session's app (`gql`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
+from ordergraph.app import create_app
 from ordergraph.models import Event, Order, Payment, PaymentTransaction
 from ordergraph.models.enums import ChannelKind, StockPolicy, TransactionKind
 from ordergraph.response_cache import ResponseCache, create_cached_app
@@ -43,15 +44,17 @@ class Counts:
 
 @pytest.fixture
 async def cached(db):
+    """A client of a fresh cached app; `.truth`: a client of the app with the cache off."""
     app = create_cached_app(db, manage_db=False)
     assert isinstance(app.app, ResponseCache)
-    async with serve(app, lifespan="off") as url:
-        client = GraphQLClient(url)
-        client.cache = app.app
+    plain = create_app(db.model_copy(update={"response_cache_enabled": False}), manage_db=False)
+    async with serve(app, lifespan="off") as url, serve(plain, lifespan="off") as plain_url:
+        client, client.truth = GraphQLClient(url), GraphQLClient(plain_url)
         try:
             yield client
         finally:
             await client.http.aclose()
+            await client.truth.http.aclose()
 
 
 async def _place(gql, key, lines=(("SKU-A", 2),), **kw) -> dict:
@@ -60,10 +63,10 @@ async def _place(gql, key, lines=(("SKU-A", 2),), **kw) -> dict:
     return r["order"]
 
 
-async def _same_as_app(cached, gql, query, variables, auth):
-    """The cached app's answer, asserted byte-identical to the plain app's."""
+async def _same_as_app(cached, query, variables, auth):
+    """The cached app's answer, asserted byte-identical to the app's without the cache."""
     got = await cached.raw(query, variables, auth=auth)
-    truth = await gql.raw(query, variables, auth=auth)
+    truth = await cached.truth.raw(query, variables, auth=auth)
     assert got.status_code == truth.status_code == 200
     assert got.content == truth.content
     return got.json()
@@ -82,7 +85,7 @@ async def test_a_hit_answers_the_bytes_of_a_miss_and_skips_the_app(cached, gql, 
     assert hit.headers["content-type"] == miss.headers["content-type"] == "application/json"
     assert hit.headers["content-length"] == miss.headers["content-length"]
     assert hit.headers["x-request-id"] != miss.headers["x-request-id"]  # a hit is still a request of its own
-    assert miss.content == (await gql.raw(BY_NUMBER, {"n": o["number"]}, auth=key)).content
+    assert miss.content == (await cached.truth.raw(BY_NUMBER, {"n": o["number"]}, auth=key)).content
     assert miss.json()["data"]["order"]["number"] == o["number"]
     # by global id as well, and the same order for a customer token
     by_id = [await cached.raw(BY_ID, {"id": o["id"]}, auth=key) for _ in range(2)]
@@ -124,7 +127,7 @@ async def test_every_change_to_the_order_shows_in_the_next_request(cached, gql, 
     n = {"n": o["number"]}
 
     async def warm() -> bytes:
-        first = await _same_as_app(cached, gql, BY_NUMBER, n, key)
+        first = await _same_as_app(cached, BY_NUMBER, n, key)
         counts = Counts()
         again = await cached.raw(BY_NUMBER, n, auth=key)
         assert again.json() == first and counts()["hit"] == 1
@@ -132,7 +135,7 @@ async def test_every_change_to_the_order_shows_in_the_next_request(cached, gql, 
 
     async def changed(before: bytes) -> dict:
         counts = Counts()
-        after = await _same_as_app(cached, gql, BY_NUMBER, n, key)
+        after = await _same_as_app(cached, BY_NUMBER, n, key)
         assert counts() == {"hit": 0, "miss": 1, "bypass": 0}
         assert (await cached.raw(BY_NUMBER, n, auth=key)).content != before
         return after["data"]["order"]
@@ -193,7 +196,7 @@ async def test_a_payment_transaction_without_an_event_is_seen(cached, gql, db):
     await PaymentTransaction.create(payment=payment, kind=TransactionKind.CAPTURE, amount=Decimal("20.00"), success=False,
                                     error_code="gateway_unavailable")  # what payments._gateway_call writes
     assert await Event.filter(order_id=payment.order_id).count() == events
-    got = await _same_as_app(cached, gql, WITH_TRANSACTIONS, n, key)
+    got = await _same_as_app(cached, WITH_TRANSACTIONS, n, key)
     assert got["data"]["order"]["payments"][0]["transactions"][-1] == {"kind": "CAPTURE", "amount": "20.00", "success": False}
     assert counts() == {"hit": 1, "miss": 1, "bypass": 0}
 
@@ -214,21 +217,21 @@ async def test_a_viewer_who_may_not_read_the_order_never_gets_the_cached_answer(
             assert (await cached(BY_NUMBER, n, auth=auth))["order"]["number"] == o["number"]
     counts = Counts()
     for auth in (mkt_partner, f.customer_token("bob@example.com"), no_read, None):
-        assert (await _same_as_app(cached, gql, BY_NUMBER, n, auth)) == {"data": {"order": None}}
-        assert (await _same_as_app(cached, gql, BY_ID, {"id": o["id"]}, auth)) == {"data": {"order": None}}
+        assert (await _same_as_app(cached, BY_NUMBER, n, auth)) == {"data": {"order": None}}
+        assert (await _same_as_app(cached, BY_ID, {"id": o["id"]}, auth)) == {"data": {"order": None}}
     assert counts() == {"hit": 0, "miss": 0, "bypass": 8}
     bad = await cached.raw(BY_NUMBER, n, auth="og_nope_nope")
     assert bad.status_code == 401 and "order" not in bad.text
     # trackOrder: the number with the right e-mail (any case), never with another
     track = {"n": o["number"], "e": "ADA@example.com"}
-    first = await _same_as_app(cached, gql, TRACK, track, None)
+    first = await _same_as_app(cached, TRACK, track, None)
     assert first["data"]["trackOrder"]["email"] == "ada@example.com"
     counts = Counts()
     assert (await cached.raw(TRACK, track, auth=None)).json() == first
     assert counts()["hit"] == 1
     wrong = {"n": o["number"], "e": "bob@example.com"}
-    assert (await _same_as_app(cached, gql, TRACK, wrong, None)) == {"data": {"trackOrder": None}}
-    assert (await _same_as_app(cached, gql, TRACK, wrong, mkt_partner)) == {"data": {"trackOrder": None}}
+    assert (await _same_as_app(cached, TRACK, wrong, None)) == {"data": {"trackOrder": None}}
+    assert (await _same_as_app(cached, TRACK, wrong, mkt_partner)) == {"data": {"trackOrder": None}}
     assert counts() == {"hit": 1, "miss": 0, "bypass": 2}
 
 
@@ -266,7 +269,7 @@ async def test_documents_off_the_allowlist_are_never_cached(cached, gql, db):
         for _ in range(2):
             await cached.raw(query, n, auth=key)
     # an invalid document and a mutation go to the app untouched
-    assert "errors" in await _same_as_app(cached, gql, "query($n: String!) { order(number: $n) { nope } }", n, key)
+    assert "errors" in await _same_as_app(cached, "query($n: String!) { order(number: $n) { nope } }", n, key)
     r = await cached(HOLD, {"id": o["id"], "reason": "MANUAL"}, auth=key)
     assert r["placeHold"]["__typename"] == "OrderPayload"
     assert counts() == {"hit": 0, "miss": 0, "bypass": 12}
@@ -275,15 +278,14 @@ async def test_documents_off_the_allowlist_are_never_cached(cached, gql, db):
               lines { sku @include(if: $t) allocations { q: quantity } } } }
             fragment F on Order { number holds { active } }"""
     for t in (True, True, False, False):
-        await _same_as_app(cached, gql, ok, n | {"t": t}, key)
+        await _same_as_app(cached, ok, n | {"t": t}, key)
     assert counts() == {"hit": 2, "miss": 2, "bypass": 12}
 
 
-async def test_two_processes_sharing_the_database(db, backend, tmp_path):
+@pytest.mark.postgres_only
+async def test_two_processes_sharing_the_database(db, tmp_path):
     """A cache in another process (its own uvicorn, the cached app) is never stale after a
     mutation made through this process: the check is in the database, not in memory."""
-    if backend != "postgres":
-        pytest.skip("two processes share PostgreSQL (run with --backend postgres)")
     import asyncio
     import os
     import subprocess
@@ -349,12 +351,11 @@ async def test_two_processes_sharing_the_database(db, backend, tmp_path):
 async def test_bounded_and_can_be_turned_off(db, monkeypatch):
     from types import SimpleNamespace
 
-    from ordergraph.app import create_app
-
     await world()
     key = await f.staff_key()
     app = create_app(db, manage_db=False)
-    app.app = cache = ResponseCache(app.app, create_cached_app(db, manage_db=False).app.schema,
+    routes = app.app.app if isinstance(app.app, ResponseCache) else app.app  # the cache may be wired in already
+    app.app = cache = ResponseCache(routes, create_cached_app(db, manage_db=False).app.schema,
                                     SimpleNamespace(response_cache_max_entries=2))
     async with serve(app, lifespan="off") as url:
         client = GraphQLClient(url)
@@ -369,7 +370,9 @@ async def test_bounded_and_can_be_turned_off(db, monkeypatch):
         metrics = (await client.http.get("/metrics")).text
         assert "ordergraph_response_cache_requests_total" in metrics and "ordergraph_response_cache_entries 2.0" in metrics
         await client.http.aclose()
-    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "false")
+    off = db.model_copy(update={"response_cache_enabled": False})
+    assert not isinstance(create_cached_app(off, manage_db=False).app, ResponseCache)
+    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "false")  # until config.py has the setting
     assert not isinstance(create_cached_app(db, manage_db=False).app, ResponseCache)
 
 
