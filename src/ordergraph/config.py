@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     smtp_port: int = 587
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_starttls: bool = True
+    smtp_starttls: bool = True  # require STARTTLS on a plain connection
+    smtp_tls: bool = False  # implicit TLS from the first byte (port 465)
     smtp_timeout_seconds: float = 10.0
     mail_from: str = "ordergraph <no-reply@ordergraph.local>"
     ops_alert_to: str = "ops@ordergraph.local"  # the team alerts' recipients, comma-separated
