@@ -280,3 +280,27 @@ async def test_track_returns_every_scan_in_time_order(swift):
     assert [e.status for e in events] == [S.LABEL_CREATED, S.PICKED_UP, S.IN_TRANSIT]
     assert events[2].carrier_event_id == "e2" and events[2].description == "In transit"
     assert swift.label_record(n).status == S.IN_TRANSIT  # the latest in time, not recorded
+
+
+async def test_with_retries_retries_only_unavailability_with_the_same_key(eco):
+    flaky = addr(line1="[carrier-flaky] 3 Rd")
+    calls = []
+
+    def buy():
+        calls.append(1)
+        return eco.buy_label(WAREHOUSE, flaky, [c.Parcel(100)], "econopost_economy", "SO", "rk")
+
+    label = await c.with_retries(buy, base_delay=0.001)
+    assert len(calls) == 2 and eco.label_record(label.tracking_number) is not None
+    eco.down = True
+    calls.clear()
+    await refused(E.CARRIER_UNAVAILABLE, c.with_retries(
+        lambda: (calls.append(1), eco.track(label.tracking_number))[1], attempts=3, base_delay=0.001))
+    assert len(calls) == 3
+    eco.down = False
+    calls.clear()
+    await refused(E.PARCEL_TOO_HEAVY, c.with_retries(
+        lambda: (calls.append(1), eco.rates(WAREHOUSE, addr(), [c.Parcel(99_999)], "USD"))[1]))
+    assert len(calls) == 1
+    with pytest.raises(ValueError):
+        await c.with_retries(buy, attempts=0)

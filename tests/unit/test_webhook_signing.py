@@ -1,16 +1,22 @@
-"""Webhook signatures: the exact header format, rotation, and each refusal code."""
+"""Webhook signatures: the exact header format, rotation, each refusal code; carrier webhooks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from ordergraph.config import Settings
+from ordergraph.integrations import carriers as c
 from ordergraph.integrations.webhooks import (
     SIGNATURE_HEADER,
     WebhookSignatureError,
-    WebhookSignatureErrorCode as C,
+    carrier_webhook_headers,
     sign,
     verify,
+    verify_carrier_webhook,
 )
+from ordergraph.integrations.webhooks import WebhookSignatureErrorCode as C
 
 SECRET = "whsec_test"
 BODY = b'{"id":"evt_1"}'
@@ -103,3 +109,56 @@ def test_programming_errors_are_not_signature_errors():
         sign(SECRET, BODY, 1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         verify([], sign(SECRET, BODY, T), BODY, now=T)
+
+
+# -- carrier webhooks end to end ------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def swift():
+    c.reset_local_carriers()
+    yield c.local_carrier("swiftship")
+    c.reset_local_carriers()
+
+
+async def delivered_body(carrier) -> bytes:
+    ship_from = c.Address("W", "1 Dock", "Reno", "89501", "US")
+    ship_to = c.Address("Ada", "1 Main", "Austin", "78701", "US")
+    label = await carrier.buy_label(ship_from, ship_to, [c.Parcel(500)], "EXPRESS", "SO-1", "k")
+    return carrier.webhook_event(label.tracking_number, c.TrackingStatus.DELIVERED,
+                                 location="Austin", occurred_at=NOW, event_id="evt_9")
+
+
+async def test_verify_carrier_webhook_checks_the_signature_then_parses(swift):
+    settings = Settings(_env_file=None)
+    body = await delivered_body(swift)
+    headers = carrier_webhook_headers("swiftship", body, timestamp=T, settings=settings)
+    assert headers["Content-Type"] == "application/json"
+    assert headers[SIGNATURE_HEADER] == sign(settings.webhook_secrets("swiftship")[0], body, T)
+    [update] = verify_carrier_webhook("swiftship", headers[SIGNATURE_HEADER], body, now=T + 1,
+                                      settings=settings)
+    assert (update.carrier_event_id, update.status) == ("evt_9", c.TrackingStatus.DELIVERED)
+    # signed with econopost's secret: refused before the body is read
+    other = carrier_webhook_headers("econopost", body, timestamp=T, settings=settings)
+    with pytest.raises(WebhookSignatureError) as info:
+        verify_carrier_webhook("swiftship", other[SIGNATURE_HEADER], body, now=T, settings=settings)
+    assert info.value.code == C.SIGNATURE_INVALID
+    with pytest.raises(WebhookSignatureError) as info:
+        verify_carrier_webhook("swiftship", headers[SIGNATURE_HEADER], body, now=T + 301,
+                               settings=settings)
+    assert info.value.code == C.TIMESTAMP_STALE
+
+
+async def test_a_signed_but_unreadable_body_and_unconfigured_carriers(swift):
+    settings = Settings(_env_file=None, carrier_webhook_secrets={"swiftship": ["new", "old"]})
+    body = b'{"type": "shipment.tracking_updated"}'
+    header = sign("old", body, T)  # the old secret still accepted during a rotation
+    with pytest.raises(c.CarrierError) as info:
+        verify_carrier_webhook("swiftship", header, body, now=T, settings=settings)
+    assert info.value.code == c.CarrierErrorCode.INVALID_WEBHOOK_PAYLOAD
+    for code in ("econopost", "dhl"):  # no secret; not offered
+        with pytest.raises(c.CarrierError) as info:
+            verify_carrier_webhook(code, header, body, now=T, settings=settings)
+        assert info.value.code == c.CarrierErrorCode.CARRIER_MISCONFIGURED

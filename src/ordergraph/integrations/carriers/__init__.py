@@ -15,6 +15,7 @@ from ordergraph.integrations.carriers.base import (
     ServiceLevel,
     TrackingStatus,
     TrackingUpdate,
+    with_retries,
 )
 from ordergraph.integrations.carriers.documents import (
     SlipPackage,
@@ -75,5 +76,6 @@ __all__ = [
     "reset_local_carriers",
     "tracking_url",
     "validate_tracking_number",
+    "with_retries",
     "zone_of",
 ]

@@ -19,11 +19,13 @@ business days (Monday to Friday) and ``estimated_delivery`` is a calendar `date`
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 
 class ServiceLevel(StrEnum):
@@ -190,3 +192,27 @@ class Carrier(Protocol):
     def parse_webhook(self, body: bytes) -> list[TrackingUpdate]:
         """The updates in a webhook body in this carrier's format; INVALID_WEBHOOK_PAYLOAD."""
         ...
+
+
+T = TypeVar("T")
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]], attempts: int = 3, base_delay: float = 0.2
+) -> T:
+    """Await `call()` up to `attempts` times, retrying only a retryable `CarrierError`.
+
+    The delay doubles after each failure (base_delay, 2×base_delay, …); after the last attempt
+    the last error is raised, and any other error propagates at once. For ``buy_label`` the
+    call must reuse the same idempotency key, so a retry never buys a second label.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except CarrierError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(base_delay * 2**attempt)
+    raise AssertionError("unreachable")
