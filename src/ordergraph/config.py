@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     http_carrier_api_key: str | None = None
     http_carrier_timeout_seconds: float = 10.0
     # Where customers follow a parcel. Empty: each carrier's own tracking page. Otherwise a
-    # template with {carrier} and {tracking_number}, e.g. https://shop.example/track/{carrier}/{tracking_number}
+    # template with {carrier} and {tracking_number}, such as
+    # https://shop.example/track/{carrier}/{tracking_number}
     tracking_url_template: str = ""
 
     # Notifications (integrations/notifications): SMTP when SMTP_HOST is set, else .eml files

@@ -50,7 +50,8 @@ class Handler:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        USER.encode(), PASSWORD.encode()
+        USER.encode(),
+        PASSWORD.encode(),
     )
     return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
 
@@ -59,8 +60,13 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 def smtp_server() -> Iterator[tuple[Handler, int]]:
     handler = Handler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield handler, port
@@ -79,15 +85,24 @@ def server(smtp_server) -> Handler:
 
 @pytest.fixture
 def notifier(smtp_server, server) -> n.SmtpNotifier:
-    return n.SmtpNotifier(host="127.0.0.1", port=smtp_server[1], starttls=False, timeout=5,
-                          mail_from="Shop <shop@example.com>")
+    return n.SmtpNotifier(
+        host="127.0.0.1",
+        port=smtp_server[1],
+        starttls=False,
+        timeout=5,
+        mail_from="Shop <shop@example.com>",
+    )
 
 
 MAIL = n.render(
     "ORDER_SHIPPED",
-    {"order_number": "SO-1", "carrier": "Econopost", "tracking_number": "CP123456785US",
-     "tracking_url": "https://track.econopost.example/items/CP123456785US",
-     "items": [("MUG", "Mug", 1)]},
+    {
+        "order_number": "SO-1",
+        "carrier": "Econopost",
+        "tracking_number": "CP123456785US",
+        "tracking_url": "https://track.econopost.example/items/CP123456785US",
+        "items": [("MUG", "Mug", 1)],
+    },
     to=["Ada <ada@example.com>", "bob@example.com"],
     idempotency_key="fo-1-shipped",
 )
@@ -107,7 +122,9 @@ async def test_delivery_envelope_and_content(notifier, server):
     assert b"\r\n" in content  # what crossed the wire; the parser wants plain newlines
     msg = email.message_from_bytes(content.replace(b"\r\n", b"\n"), policy=email.policy.default)
     assert (msg["Message-ID"], msg["Subject"], msg["To"]) == (
-        msg_id, "Your order SO-1 has shipped", "Ada <ada@example.com>, bob@example.com",
+        msg_id,
+        "Your order SO-1 has shipped",
+        "Ada <ada@example.com>, bob@example.com",
     )
     assert msg.get_body(("plain",)).get_content() == MAIL.text
     assert msg.get_body(("html",)).get_content() == MAIL.html
@@ -122,19 +139,34 @@ async def test_the_same_key_is_delivered_once(notifier, server):
 
 
 async def test_login(smtp_server, server):
-    ok = n.SmtpNotifier(host="127.0.0.1", port=smtp_server[1], username=USER, password=PASSWORD,
-                        starttls=False, mail_from="shop@example.com")
+    ok = n.SmtpNotifier(
+        host="127.0.0.1",
+        port=smtp_server[1],
+        username=USER,
+        password=PASSWORD,
+        starttls=False,
+        mail_from="shop@example.com",
+    )
     await ok.send(n.Email.of("ada@example.com", "Hi", "Hello"))
-    bad = n.SmtpNotifier(host="127.0.0.1", port=smtp_server[1], username=USER, password="nope",
-                         starttls=False, mail_from="shop@example.com")
-    err = await refused(C.NOTIFIER_MISCONFIGURED, bad.send(n.Email.of("ada@example.com", "Hi", "Hello")))
+    bad = n.SmtpNotifier(
+        host="127.0.0.1",
+        port=smtp_server[1],
+        username=USER,
+        password="nope",
+        starttls=False,
+        mail_from="shop@example.com",
+    )
+    err = await refused(
+        C.NOTIFIER_MISCONFIGURED, bad.send(n.Email.of("ada@example.com", "Hi", "Hello"))
+    )
     assert "535" in err.message
     assert len(server.received) == 1
 
 
 async def test_starttls_required_but_not_offered(smtp_server, server):
-    tls = n.SmtpNotifier(host="127.0.0.1", port=smtp_server[1], starttls=True,
-                         mail_from="shop@example.com")
+    tls = n.SmtpNotifier(
+        host="127.0.0.1", port=smtp_server[1], starttls=True, mail_from="shop@example.com"
+    )
     err = await refused(C.NOTIFIER_MISCONFIGURED, tls.send(n.Email.of("a@example.com", "s", "t")))
     assert "STARTTLS" in err.message.upper() and server.received == []
 
@@ -162,16 +194,22 @@ async def test_data_refusals_and_a_retry_after_a_temporary_one(notifier, server)
 
 async def test_a_stalled_server_times_out(smtp_server, server):
     server.stall = 1.5
-    slow = n.SmtpNotifier(host="127.0.0.1", port=smtp_server[1], starttls=False, timeout=0.3,
-                          mail_from="shop@example.com")
+    slow = n.SmtpNotifier(
+        host="127.0.0.1",
+        port=smtp_server[1],
+        starttls=False,
+        timeout=0.3,
+        mail_from="shop@example.com",
+    )
     started = time.monotonic()
     await refused(C.DELIVERY_UNAVAILABLE, slow.send(n.Email.of("a@example.com", "s", "t")))
     assert time.monotonic() - started < 1.4
 
 
 async def test_nobody_listening():
-    down = n.SmtpNotifier(host="127.0.0.1", port=free_port(), starttls=False, timeout=2,
-                          mail_from="shop@example.com")
+    down = n.SmtpNotifier(
+        host="127.0.0.1", port=free_port(), starttls=False, timeout=2, mail_from="shop@example.com"
+    )
     await refused(C.DELIVERY_UNAVAILABLE, down.send(n.Email.of("a@example.com", "s", "t")))
 
 

@@ -1,4 +1,4 @@
-"""LocalCarrier: tariffs by zone and weight, validation codes, labels, idempotency, void, tracking."""
+"""LocalCarrier: tariffs by zone and weight, validation codes, labels, idempotency, void, track."""
 
 from __future__ import annotations
 
@@ -59,8 +59,15 @@ async def refused(code: E, call) -> c.CarrierError:
 
 def summary(quotes: list[c.RateQuote]) -> list[tuple]:
     return [
-        (q.carrier, q.service, q.service_level, q.amount, q.currency, q.transit_days,
-         q.estimated_delivery)
+        (
+            q.carrier,
+            q.service,
+            q.service_level,
+            q.amount,
+            q.currency,
+            q.transit_days,
+            q.estimated_delivery,
+        )
         for q in quotes
     ]
 
@@ -68,7 +75,10 @@ def summary(quotes: list[c.RateQuote]) -> list[tuple]:
 async def test_protocol_and_identity(eco, swift):
     assert isinstance(eco, c.Carrier) and isinstance(swift, c.Carrier)
     assert (eco.code, eco.name, swift.code, swift.name) == (
-        "econopost", "Econopost", "swiftship", "SwiftShip"
+        "econopost",
+        "Econopost",
+        "swiftship",
+        "SwiftShip",
     )
 
 
@@ -91,7 +101,9 @@ async def test_swiftship_domestic_rates_have_three_services(swift):
 
 async def test_transit_skips_weekends(swift, clock):
     clock.now = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)  # Friday night
-    quotes = {q.service_level: q for q in await swift.rates(WAREHOUSE, addr(), [c.Parcel(500)], "USD")}
+    quotes = {
+        q.service_level: q for q in await swift.rates(WAREHOUSE, addr(), [c.Parcel(500)], "USD")
+    }
     assert quotes[L.OVERNIGHT].estimated_delivery == date(2026, 11, 23)  # Monday
     assert quotes[L.STANDARD].estimated_delivery == date(2026, 11, 25)
     assert c.add_business_days(date(2026, 11, 21), 1) == date(2026, 11, 23)  # from a Saturday
@@ -102,7 +114,8 @@ async def test_swiftship_bills_volumetric_weight_econopost_actual(eco, swift):
     swift_q = {q.service: q.amount for q in await swift.rates(WAREHOUSE, addr(), bulky, "USD")}
     eco_q = {q.service: q.amount for q in await eco.rates(WAREHOUSE, addr(), bulky, "USD")}
     assert swift_q == {
-        "swiftship_standard": D("24.00"), "swiftship_express": D("36.00"),
+        "swiftship_standard": D("24.00"),
+        "swiftship_express": D("36.00"),
         "swiftship_overnight": D("69.00"),
     }
     assert eco_q == {"econopost_economy": D("6.90"), "econopost_standard": D("8.90")}
@@ -125,7 +138,8 @@ async def test_zones_parcels_add_up_and_currency_converts(eco, swift):
         "swiftship_express"
     ]
     assert [q.service for q in await swift.rates(WAREHOUSE, MX, parcels, "USD")] == [
-        "swiftship_standard", "swiftship_express"
+        "swiftship_standard",
+        "swiftship_express",
     ]
 
 
@@ -143,13 +157,25 @@ async def test_zones_parcels_add_up_and_currency_converts(eco, swift):
         ("eco", addr(), [c.Parcel(100)], "XYZ", E.CURRENCY_UNSUPPORTED),
         ("eco", MX, [c.Parcel(100)], "USD", E.ADDRESS_UNSERVICEABLE),
         ("swift", PL, [c.Parcel(100)], "USD", E.ADDRESS_UNSERVICEABLE),
-        ("swift", addr(line1="[Unserviceable] 9 Lost Rd"), [c.Parcel(100)], "USD",
-         E.ADDRESS_UNSERVICEABLE),
-        ("eco", addr(line1="1 Main St [carrier-down]"), [c.Parcel(100)], "USD",
-         E.CARRIER_UNAVAILABLE),
+        (
+            "swift",
+            addr(line1="[Unserviceable] 9 Lost Rd"),
+            [c.Parcel(100)],
+            "USD",
+            E.ADDRESS_UNSERVICEABLE,
+        ),
+        (
+            "eco",
+            addr(line1="1 Main St [carrier-down]"),
+            [c.Parcel(100)],
+            "USD",
+            E.CARRIER_UNAVAILABLE,
+        ),
     ],
 )
-async def test_refusals_of_rates_and_label_purchase(request, carrier, ship_to, parcels, currency, code):
+async def test_refusals_of_rates_and_label_purchase(
+    request, carrier, ship_to, parcels, currency, code
+):
     carrier = request.getfixturevalue(carrier)
     await refused(code, carrier.rates(WAREHOUSE, ship_to, parcels, currency))
     if code != E.CURRENCY_UNSUPPORTED:
@@ -172,28 +198,41 @@ async def test_buy_label(eco):
     parcels = [c.Parcel(1200, 30, 20, 10), c.Parcel(300)]
     label = await eco.buy_label(WAREHOUSE, UK, parcels, "econopost_standard", "SO-1001", "fo-1")
     assert (label.carrier, label.service, label.service_level) == (
-        "econopost", "econopost_standard", L.STANDARD,
+        "econopost",
+        "econopost_standard",
+        L.STANDARD,
     )
     assert (label.amount, label.currency) == (D("44.00"), "USD")  # 28.00 + 16.00
     assert (label.estimated_delivery, label.created_at, label.reference) == (
-        date(2026, 11, 30), T0, "SO-1001",
+        date(2026, 11, 30),
+        T0,
+        "SO-1001",
     )
     assert label.format == "PDF" and label.document.startswith(b"%PDF-")
     n = label.tracking_number
     assert n.startswith("CP") and n.endswith("US") and c.validate_tracking_number("econopost", n)
     [created] = await eco.track(n)
-    assert (created.status, created.occurred_at, created.tracking_number) == (S.LABEL_CREATED, T0, n)
+    assert (created.status, created.occurred_at, created.tracking_number) == (
+        S.LABEL_CREATED,
+        T0,
+        n,
+    )
     assert created.estimated_delivery == label.estimated_delivery
     record = eco.label_record(n)
     assert (record.label, record.voided, record.status, record.parcels) == (
-        label, False, S.LABEL_CREATED, tuple(parcels),
+        label,
+        False,
+        S.LABEL_CREATED,
+        tuple(parcels),
     )
 
 
 async def test_buy_by_service_level_and_refusals_of_the_service(swift):
     label = await swift.buy_label(WAREHOUSE, addr(), [c.Parcel(500)], L.OVERNIGHT, "SO-2", "k1")
     assert (label.service, label.amount, label.estimated_delivery) == (
-        "swiftship_overnight", D("24.00"), date(2026, 11, 19),
+        "swiftship_overnight",
+        D("24.00"),
+        date(2026, 11, 19),
     )
     assert label.tracking_number.startswith("SW")
     assert c.validate_tracking_number("swiftship", label.tracking_number)
@@ -294,13 +333,23 @@ async def test_with_retries_retries_only_unavailability_with_the_same_key(eco):
     assert len(calls) == 2 and eco.label_record(label.tracking_number) is not None
     eco.down = True
     calls.clear()
-    await refused(E.CARRIER_UNAVAILABLE, c.with_retries(
-        lambda: (calls.append(1), eco.track(label.tracking_number))[1], attempts=3, base_delay=0.001))
+    await refused(
+        E.CARRIER_UNAVAILABLE,
+        c.with_retries(
+            lambda: (calls.append(1), eco.track(label.tracking_number))[1],
+            attempts=3,
+            base_delay=0.001,
+        ),
+    )
     assert len(calls) == 3
     eco.down = False
     calls.clear()
-    await refused(E.PARCEL_TOO_HEAVY, c.with_retries(
-        lambda: (calls.append(1), eco.rates(WAREHOUSE, addr(), [c.Parcel(99_999)], "USD"))[1]))
+    await refused(
+        E.PARCEL_TOO_HEAVY,
+        c.with_retries(
+            lambda: (calls.append(1), eco.rates(WAREHOUSE, addr(), [c.Parcel(99_999)], "USD"))[1]
+        ),
+    )
     assert len(calls) == 1
     with pytest.raises(ValueError):
         await c.with_retries(buy, attempts=0)

@@ -17,21 +17,65 @@ from ordergraph.integrations import carriers as c
 from ordergraph.integrations.carriers.tracking import s10_check_digit, s10_number, swiftship_number
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
-FROM = c.Address("Ordergraph Fulfilment", "100 Dock Rd", "Reno", "89501", "US", company="Ordergraph Inc.",
-                 region="NV")
-TO = c.Address("Zoë Łukasiewicz", "ul. Długa 5", "Kraków", "31-147", "PL", line2="m. 4",
-               phone="+48 12 345 67 89")
+FROM = c.Address(
+    "Ordergraph Fulfilment",
+    "100 Dock Rd",
+    "Reno",
+    "89501",
+    "US",
+    company="Ordergraph Inc.",
+    region="NV",
+)
+TO = c.Address(
+    "Zoë Łukasiewicz",
+    "ul. Długa 5",
+    "Kraków",
+    "31-147",
+    "PL",
+    line2="m. 4",
+    phone="+48 12 345 67 89",
+)
 
 # Code 39: 5 bars and 4 spaces per character, n(arrow)/w(ide), bars at even positions.
 CODE39 = {
-    "nnnwwnwnn": "0", "wnnwnnnnw": "1", "nnwwnnnnw": "2", "wnwwnnnnn": "3", "nnnwwnnnw": "4",
-    "wnnwwnnnn": "5", "nnwwwnnnn": "6", "nnnwnnwnw": "7", "wnnwnnwnn": "8", "nnwwnnwnn": "9",
-    "wnnnnwnnw": "A", "nnwnnwnnw": "B", "wnwnnwnnn": "C", "nnnnwwnnw": "D", "wnnnwwnnn": "E",
-    "nnwnwwnnn": "F", "nnnnnwwnw": "G", "wnnnnwwnn": "H", "nnwnnwwnn": "I", "nnnnwwwnn": "J",
-    "wnnnnnnww": "K", "nnwnnnnww": "L", "wnwnnnnwn": "M", "nnnnwnnww": "N", "wnnnwnnwn": "O",
-    "nnwnwnnwn": "P", "nnnnnnwww": "Q", "wnnnnnwwn": "R", "nnwnnnwwn": "S", "nnnnwnwwn": "T",
-    "wwnnnnnnw": "U", "nwwnnnnnw": "V", "wwwnnnnnn": "W", "nwnnwnnnw": "X", "wwnnwnnnn": "Y",
-    "nwwnwnnnn": "Z", "nwnnnnwnw": "-", "nwnnwnwnn": "*",
+    "nnnwwnwnn": "0",
+    "wnnwnnnnw": "1",
+    "nnwwnnnnw": "2",
+    "wnwwnnnnn": "3",
+    "nnnwwnnnw": "4",
+    "wnnwwnnnn": "5",
+    "nnwwwnnnn": "6",
+    "nnnwnnwnw": "7",
+    "wnnwnnwnn": "8",
+    "nnwwnnwnn": "9",
+    "wnnnnwnnw": "A",
+    "nnwnnwnnw": "B",
+    "wnwnnwnnn": "C",
+    "nnnnwwnnw": "D",
+    "wnnnwwnnn": "E",
+    "nnwnwwnnn": "F",
+    "nnnnnwwnw": "G",
+    "wnnnnwwnn": "H",
+    "nnwnnwwnn": "I",
+    "nnnnwwwnn": "J",
+    "wnnnnnnww": "K",
+    "nnwnnnnww": "L",
+    "wnwnnnnwn": "M",
+    "nnnnwnnww": "N",
+    "wnnnwnnwn": "O",
+    "nnwnwnnwn": "P",
+    "nnnnnnwww": "Q",
+    "wnnnnnwwn": "R",
+    "nnwnnnwwn": "S",
+    "nnnnwnwwn": "T",
+    "wwnnnnnnw": "U",
+    "nwwnnnnnw": "V",
+    "wwwnnnnnn": "W",
+    "nwnnwnnnw": "X",
+    "wwnnwnnnn": "Y",
+    "nwwnwnnnn": "Z",
+    "nwnnnnwnw": "-",
+    "nwnnwnwnn": "*",
 }
 
 
@@ -101,10 +145,23 @@ async def test_label_pdf_opens_and_carries_the_barcode_addresses_service_and_wei
     page = reader.pages[0]
     assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx((288, 432))
     text = page.extract_text()
-    for expected in [profile.name.upper(), profile.services[0].name, "FROM", "SHIP TO",
-                     "Ordergraph Inc.", "100 Dock Rd", "89501 Reno NV", "Ada Buyer", "Acme",
-                     "12345 Springfield", "Weight: 1.25 kg", "Parcel 1 of 2", "Ref: SO-1001",
-                     "Ship date: 2026-11-18", label.tracking_number]:
+    for expected in [
+        profile.name.upper(),
+        profile.services[0].name,
+        "FROM",
+        "SHIP TO",
+        "Ordergraph Inc.",
+        "100 Dock Rd",
+        "89501 Reno NV",
+        "Ada Buyer",
+        "Acme",
+        "12345 Springfield",
+        "Weight: 1.25 kg",
+        "Parcel 1 of 2",
+        "Ref: SO-1001",
+        "Ship date: 2026-11-18",
+        label.tracking_number,
+    ]:
         assert expected in text, (expected, text)
     assert "Weight: 0.30 kg" in reader.pages[1].extract_text()
     assert "Parcel 2 of 2" in reader.pages[1].extract_text()
@@ -114,10 +171,17 @@ async def test_label_pdf_opens_and_carries_the_barcode_addresses_service_and_wei
 
 
 def test_label_text_outside_latin1_is_transliterated():
-    pdf = c.render_label(carrier_name="Econopost", service_name="Econopost Standard",
-                         tracking_number="CP123456785US", ship_from=FROM, ship_to=TO,
-                         parcels=[c.Parcel(100)], reference=None, ship_date=T0.date(),
-                         estimated_delivery=None)
+    pdf = c.render_label(
+        carrier_name="Econopost",
+        service_name="Econopost Standard",
+        tracking_number="CP123456785US",
+        ship_from=FROM,
+        ship_to=TO,
+        parcels=[c.Parcel(100)],
+        reference=None,
+        ship_date=T0.date(),
+        estimated_delivery=None,
+    )
     text = PdfReader(io.BytesIO(pdf), strict=True).pages[0].extract_text()
     assert "Zoë Lukasiewicz" in text and "ul. Dluga 5" in text
     assert "31-147 Kraków" in text and "Ref:" not in text and "Estimated" not in text
@@ -134,10 +198,22 @@ def test_packing_slip_lists_lines_and_packages():
     assert len(reader.pages) == 1
     assert float(reader.pages[0].mediabox.width) == pytest.approx(595.28, abs=0.01)  # A4
     text = reader.pages[0].extract_text()
-    for expected in ["Packing slip", "Order SO-1001", "Ordergraph Inc.", "Zoë Lukasiewicz",
-                     "MUG-RED", "Red <mug> & saucer", "KETTLE-1", "Kettle, 1.7 l",
-                     "Total units: 3", "Packages (2)", "CP123456785US", "1.25 kg",
-                     "econopost_standard", "swiftship"]:
+    for expected in [
+        "Packing slip",
+        "Order SO-1001",
+        "Ordergraph Inc.",
+        "Zoë Lukasiewicz",
+        "MUG-RED",
+        "Red <mug> & saucer",
+        "KETTLE-1",
+        "Kettle, 1.7 l",
+        "Total units: 3",
+        "Packages (2)",
+        "CP123456785US",
+        "1.25 kg",
+        "econopost_standard",
+        "swiftship",
+    ]:
         assert expected in text, (expected, text)
     assert decode_code39(reader.pages[0]) == ["*SO-1001*"]
 
@@ -153,8 +229,17 @@ def test_a_long_packing_slip_flows_onto_more_pages():
 
 
 def test_slip_package_from_label():
-    label = c.Label("swiftship", "swiftship_express", c.ServiceLevel.EXPRESS, "SW123456789015",
-                    D("16.50"), "USD", b"%PDF-", T0.date(), T0)
+    label = c.Label(
+        "swiftship",
+        "swiftship_express",
+        c.ServiceLevel.EXPRESS,
+        "SW123456789015",
+        D("16.50"),
+        "USD",
+        b"%PDF-",
+        T0.date(),
+        T0,
+    )
     assert c.SlipPackage.from_label(label, 900) == c.SlipPackage(
         "swiftship", "swiftship_express", "SW123456789015", 900
     )

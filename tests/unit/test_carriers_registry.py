@@ -1,4 +1,4 @@
-"""Carrier registry and carrier settings: enabled local carriers, the HTTP carrier, tracking URLs."""
+"""Carrier registry and settings: enabled local carriers, the HTTP carrier, tracking URLs."""
 
 from __future__ import annotations
 
@@ -50,13 +50,18 @@ def test_carriers_enabled_from_the_environment(monkeypatch):
 
 def test_http_carrier_from_settings():
     s = settings(
-        carriers_enabled="", http_carrier_base_url="https://api.restship.example/v2/",
-        http_carrier_api_key="sk_live_x", http_carrier_timeout_seconds=3,
+        carriers_enabled="",
+        http_carrier_base_url="https://api.restship.example/v2/",
+        http_carrier_api_key="sk_live_x",
+        http_carrier_timeout_seconds=3,
     )
     [http] = c.available_carriers(s)
     assert isinstance(http, c.HttpCarrier) and isinstance(http, c.Carrier)
     assert (http.code, http.name, http.base_url, http.timeout) == (
-        "restship", "RestShip", "https://api.restship.example/v2", 3
+        "restship",
+        "RestShip",
+        "https://api.restship.example/v2",
+        3,
     )
     assert "sk_live_x" not in repr(http)
     assert c.get_carrier("restship", s).base_url == http.base_url
@@ -72,12 +77,16 @@ def test_tracking_urls():
     assert c.tracking_url("swiftship", "SW123456789015", s) == (
         "https://swiftship.example/track?number=SW123456789015"
     )
-    branded = settings(tracking_url_template="https://shop.example/track/{carrier}/{tracking_number}")
+    branded = settings(
+        tracking_url_template="https://shop.example/track/{carrier}/{tracking_number}"
+    )
     assert c.tracking_url("swiftship", "SW1", branded) == "https://shop.example/track/swiftship/SW1"
     http = settings(http_carrier_base_url="https://api.restship.example/", http_carrier_api_key="k")
     assert c.tracking_url("restship", "R1", http) == "https://api.restship.example/tracking/R1"
     refused(E.CARRIER_MISCONFIGURED, c.tracking_url, "dhl", "1", s)
-    assert c.local_carrier("econopost").tracking_url("X") == "https://track.econopost.example/items/X"
+    assert (
+        c.local_carrier("econopost").tracking_url("X") == "https://track.econopost.example/items/X"
+    )
 
 
 def test_webhook_secrets_have_dev_defaults_and_rotation_lists(monkeypatch):

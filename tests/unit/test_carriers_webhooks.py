@@ -29,8 +29,14 @@ def swift() -> c.LocalCarrier:
 
 
 async def bought(carrier: c.LocalCarrier) -> str:
-    label = await carrier.buy_label(FROM, TO, [c.Parcel(900)], "EXPRESS" if carrier.code ==
-                                    "swiftship" else "STANDARD", "SO-1", "k")
+    label = await carrier.buy_label(
+        FROM,
+        TO,
+        [c.Parcel(900)],
+        "EXPRESS" if carrier.code == "swiftship" else "STANDARD",
+        "SO-1",
+        "k",
+    )
     return label.tracking_number
 
 
@@ -38,21 +44,36 @@ async def test_econopost_body_is_a_batch_with_local_time_and_event_codes(eco):
     n = await bought(eco)
     at = datetime(2026, 11, 20, 9, 15, 30, 250000, tzinfo=PARIS)
     body = eco.webhook_event(
-        n, S.OUT_FOR_DELIVERY, location="Paris 01", occurred_at=at, event_id="EP-1",
+        n,
+        S.OUT_FOR_DELIVERY,
+        location="Paris 01",
+        occurred_at=at,
+        event_id="EP-1",
         estimated_delivery=date(2026, 11, 20),
     )
     assert json.loads(body) == {
         "carrier": "econopost",
-        "events": [{
-            "eventId": "EP-1", "itemId": n, "eventCode": "EMG",
-            "eventTime": "2026-11-20T09:15:30.250000+01:00", "office": "Paris 01",
-            "remark": "Out for delivery", "expectedDeliveryDate": "2026-11-20",
-        }],
+        "events": [
+            {
+                "eventId": "EP-1",
+                "itemId": n,
+                "eventCode": "EMG",
+                "eventTime": "2026-11-20T09:15:30.250000+01:00",
+                "office": "Paris 01",
+                "remark": "Out for delivery",
+                "expectedDeliveryDate": "2026-11-20",
+            }
+        ],
     }
     [update] = eco.parse_webhook(body)
     assert update == c.TrackingUpdate(
-        "EP-1", n, S.OUT_FOR_DELIVERY, datetime(2026, 11, 20, 8, 15, 30, 250000, tzinfo=UTC),
-        "Paris 01", "Out for delivery", date(2026, 11, 20),
+        "EP-1",
+        n,
+        S.OUT_FOR_DELIVERY,
+        datetime(2026, 11, 20, 8, 15, 30, 250000, tzinfo=UTC),
+        "Paris 01",
+        "Out for delivery",
+        date(2026, 11, 20),
     )
     assert update.occurred_at.tzinfo is UTC
     assert (await eco.track(n))[-1] == update
@@ -61,16 +82,23 @@ async def test_econopost_body_is_a_batch_with_local_time_and_event_codes(eco):
 async def test_swiftship_body_is_one_event_in_unix_seconds(swift):
     n = await bought(swift)
     at = datetime(2026, 11, 19, 3, 4, 5, 999999, tzinfo=UTC)
-    body = swift.webhook_event(n, S.DELAYED, location="Memphis, TN", occurred_at=at,
-                               description="Weather delay")
+    body = swift.webhook_event(
+        n, S.DELAYED, location="Memphis, TN", occurred_at=at, description="Weather delay"
+    )
     payload = json.loads(body)
     event_id = payload["id"]
     assert event_id.startswith("evt_")
     assert payload == {
-        "id": event_id, "type": "shipment.tracking_updated", "created": 1795057445,
+        "id": event_id,
+        "type": "shipment.tracking_updated",
+        "created": 1795057445,
         "data": {
-            "tracking_number": n, "status": "delayed", "occurred_at": 1795057445,
-            "scan_location": "Memphis, TN", "message": "Weather delay", "eta": None,
+            "tracking_number": n,
+            "status": "delayed",
+            "occurred_at": 1795057445,
+            "scan_location": "Memphis, TN",
+            "message": "Weather delay",
+            "eta": None,
         },
     }
     [update] = swift.parse_webhook(body)
@@ -107,20 +135,28 @@ async def test_signed_body_verifies_as_the_endpoint_would(eco):
 
 def test_naive_times_are_refused_by_the_simulator(eco):
     with pytest.raises(ValueError, match="timezone-aware"):
-        eco.webhook_event("CP123456785US", S.IN_TRANSIT, location=None,
-                          occurred_at=datetime(2026, 1, 1))
+        eco.webhook_event(
+            "CP123456785US", S.IN_TRANSIT, location=None, occurred_at=datetime(2026, 1, 1)
+        )
 
 
 def _eco(**over) -> bytes:
-    event = {"eventId": "EP-1", "itemId": "CP123456785US", "eventCode": "EMC",
-             "eventTime": "2026-11-20T09:15:00+01:00", "office": None, "remark": None}
+    event = {
+        "eventId": "EP-1",
+        "itemId": "CP123456785US",
+        "eventCode": "EMC",
+        "eventTime": "2026-11-20T09:15:00+01:00",
+        "office": None,
+        "remark": None,
+    }
     return json.dumps({"carrier": "econopost", "events": [event | over]}).encode()
 
 
 def _swift(data=None, **over) -> bytes:
     d = {"tracking_number": "SW123456789015", "status": "in_transit", "occurred_at": 1795000000}
-    return json.dumps({"id": "evt_1", "type": "shipment.tracking_updated", "data": d | (data or {})}
-                      | over).encode()
+    return json.dumps(
+        {"id": "evt_1", "type": "shipment.tracking_updated", "data": d | (data or {})} | over
+    ).encode()
 
 
 def test_the_fixtures_of_the_refusal_cases_are_valid_as_they_are(eco, swift):

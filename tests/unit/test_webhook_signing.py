@@ -127,8 +127,13 @@ async def delivered_body(carrier) -> bytes:
     ship_from = c.Address("W", "1 Dock", "Reno", "89501", "US")
     ship_to = c.Address("Ada", "1 Main", "Austin", "78701", "US")
     label = await carrier.buy_label(ship_from, ship_to, [c.Parcel(500)], "EXPRESS", "SO-1", "k")
-    return carrier.webhook_event(label.tracking_number, c.TrackingStatus.DELIVERED,
-                                 location="Austin", occurred_at=NOW, event_id="evt_9")
+    return carrier.webhook_event(
+        label.tracking_number,
+        c.TrackingStatus.DELIVERED,
+        location="Austin",
+        occurred_at=NOW,
+        event_id="evt_9",
+    )
 
 
 async def test_verify_carrier_webhook_checks_the_signature_then_parses(swift):
@@ -137,8 +142,9 @@ async def test_verify_carrier_webhook_checks_the_signature_then_parses(swift):
     headers = carrier_webhook_headers("swiftship", body, timestamp=T, settings=settings)
     assert headers["Content-Type"] == "application/json"
     assert headers[SIGNATURE_HEADER] == sign(settings.webhook_secrets("swiftship")[0], body, T)
-    [update] = verify_carrier_webhook("swiftship", headers[SIGNATURE_HEADER], body, now=T + 1,
-                                      settings=settings)
+    [update] = verify_carrier_webhook(
+        "swiftship", headers[SIGNATURE_HEADER], body, now=T + 1, settings=settings
+    )
     assert (update.carrier_event_id, update.status) == ("evt_9", c.TrackingStatus.DELIVERED)
     # signed with econopost's secret: refused before the body is read
     other = carrier_webhook_headers("econopost", body, timestamp=T, settings=settings)
@@ -146,8 +152,9 @@ async def test_verify_carrier_webhook_checks_the_signature_then_parses(swift):
         verify_carrier_webhook("swiftship", other[SIGNATURE_HEADER], body, now=T, settings=settings)
     assert info.value.code == C.SIGNATURE_INVALID
     with pytest.raises(WebhookSignatureError) as info:
-        verify_carrier_webhook("swiftship", headers[SIGNATURE_HEADER], body, now=T + 301,
-                               settings=settings)
+        verify_carrier_webhook(
+            "swiftship", headers[SIGNATURE_HEADER], body, now=T + 301, settings=settings
+        )
     assert info.value.code == C.TIMESTAMP_STALE
 
 

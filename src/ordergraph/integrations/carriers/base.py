@@ -71,9 +71,7 @@ class CarrierErrorCode(StrEnum):
 class CarrierError(Exception):
     """A carrier refused or failed a request. ``retryable`` only for CARRIER_UNAVAILABLE."""
 
-    def __init__(
-        self, code: CarrierErrorCode, message: str, retryable: bool | None = None
-    ) -> None:
+    def __init__(self, code: CarrierErrorCode, message: str, retryable: bool | None = None) -> None:
         self.code = CarrierErrorCode(code)
         self.message = message
         self.retryable = (

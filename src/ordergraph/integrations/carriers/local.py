@@ -37,12 +37,11 @@ returns the same body without recording it twice: a redelivery.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from ordergraph.integrations.carriers import webhook_formats as wf
@@ -53,11 +52,15 @@ from ordergraph.integrations.carriers.base import (
     Label,
     Parcel,
     RateQuote,
-    ServiceLevel,
     TrackingStatus,
     TrackingUpdate,
 )
 from ordergraph.integrations.carriers.base import CarrierErrorCode as E
+from ordergraph.integrations.carriers.checks import (
+    add_business_days,
+    billable_grams,
+    check_address,
+)
 from ordergraph.integrations.carriers.documents import render_label
 from ordergraph.integrations.carriers.profiles import (
     ECONOPOST,
@@ -73,8 +76,9 @@ from ordergraph.integrations.carriers.tracking import (
     validate_tracking_number,
 )
 
-DOWN_MARKER, FLAKY_MARKER, UNSERVICEABLE_MARKER = "[carrier-down]", "[carrier-flaky]", "[unserviceable]"
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+DOWN_MARKER = "[carrier-down]"
+FLAKY_MARKER = "[carrier-flaky]"
+UNSERVICEABLE_MARKER = "[unserviceable]"
 _CENT = Decimal("0.01")
 
 DEFAULT_DESCRIPTIONS = {
@@ -88,16 +92,6 @@ DEFAULT_DESCRIPTIONS = {
     TrackingStatus.EXCEPTION: "Shipment exception",
     TrackingStatus.RETURNED_TO_SENDER: "Returned to sender",
 }
-
-
-def add_business_days(start: date, days: int) -> date:
-    """The date `days` business days (Monday–Friday) after `start`."""
-    current = start
-    while days > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            days -= 1
-    return current
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +157,11 @@ class LocalCarrier:
             if state is None:
                 return None
             return LabelRecord(
-                state.label, state.ship_from, state.ship_to, state.parcels, state.voided,
+                state.label,
+                state.ship_from,
+                state.ship_to,
+                state.parcels,
+                state.voided,
                 tuple(sorted(state.events, key=lambda e: e.occurred_at)),
             )
 
@@ -307,53 +305,24 @@ class LocalCarrier:
             raise _fail(E.UNKNOWN_TRACKING_NUMBER, f"no {self.name} label {tracking_number!r}")
         return state
 
-    def _check_address(self, role: str, address: Address) -> None:
-        empty = [
-            name
-            for name in ("name", "line1", "city", "postal_code")
-            if not str(getattr(address, name) or "").strip()
-        ]
-        if empty:
-            raise _fail(E.ADDRESS_INVALID, f"{role} address lacks {', '.join(empty)}")
-        if not _COUNTRY.match(address.country or ""):
-            raise _fail(E.ADDRESS_INVALID, f"{role} country {address.country!r} is not ISO-2")
-
-    def _billable(self, parcel: Parcel) -> int:
-        weight = parcel.weight_grams
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight <= 0:
-            raise _fail(E.PARCEL_INVALID, f"a parcel weight must be positive grams: {weight!r}")
-        dims = (parcel.length_cm, parcel.width_cm, parcel.height_cm)
-        if any(Decimal(d) < 0 for d in dims):
-            raise _fail(E.PARCEL_INVALID, f"a parcel dimension is negative: {dims}")
-        if weight > self.profile.max_parcel_grams:
-            raise _fail(
-                E.PARCEL_TOO_HEAVY,
-                f"{self.name} takes at most {self.profile.max_parcel_grams} g per parcel",
-            )
-        divisor = self.profile.volumetric_divisor
-        if divisor and all(Decimal(d) > 0 for d in dims):
-            volume = Decimal(dims[0]) * Decimal(dims[1]) * Decimal(dims[2])
-            volumetric = int((volume * 1000 / divisor).to_integral_value(ROUND_HALF_UP))
-            return max(weight, volumetric)
-        return weight
-
     def _check_request(
         self, ship_from: Address, ship_to: Address, parcels: Sequence[Parcel], currency: str
     ) -> tuple[Zone, list[int], Decimal]:
         if self.down or DOWN_MARKER in ship_to.line1.lower():
             raise _fail(E.CARRIER_UNAVAILABLE, f"{self.name} is unavailable")
-        self._check_address("ship-from", ship_from)
-        self._check_address("ship-to", ship_to)
+        check_address("ship-from", ship_from)
+        check_address("ship-to", ship_to)
         if not parcels:
             raise _fail(E.PARCEL_INVALID, "at least one parcel is needed")
-        weights = [self._billable(p) for p in parcels]
+        weights = [billable_grams(self.profile, p) for p in parcels]
         fx = FX_FROM_USD.get(currency)
         if fx is None:
             raise _fail(E.CURRENCY_UNSUPPORTED, f"{self.name} does not quote in {currency!r}")
         for role, address in (("ship-from", ship_from), ("ship-to", ship_to)):
             if address.country not in self.profile.countries:
                 raise _fail(
-                    E.ADDRESS_UNSERVICEABLE, f"{self.name} does not serve {address.country}"
+                    E.ADDRESS_UNSERVICEABLE,
+                    f"{self.name} does not serve the {role} country {address.country}",
                 )
         if UNSERVICEABLE_MARKER in ship_to.line1.lower():
             raise _fail(E.ADDRESS_UNSERVICEABLE, f"{self.name} does not deliver to this address")
@@ -385,7 +354,8 @@ class LocalCarrier:
             if self.code == "swiftship":
                 number = swiftship_number(secrets.randbelow(10**11))
             else:
-                number = s10_number(spec.s10_indicator, secrets.randbelow(10**8), ship_from.country)
+                serial = secrets.randbelow(10**8)
+                number = s10_number(spec.s10_indicator, serial, ship_from.country)
             if number not in self._labels:
                 assert validate_tracking_number(self.code, number)
                 return number

@@ -38,9 +38,7 @@ class Zone(StrEnum):
     INTERNATIONAL = "INTERNATIONAL"
 
 
-_EUROPE = frozenset(
-    "AT BE CH CZ DE DK ES FI FR GB IE IT LU NL NO PL PT SE".split()
-)
+_EUROPE = frozenset("AT BE CH CZ DE DK ES FI FR GB IE IT LU NL NO PL PT SE".split())
 _REGIONS = (_EUROPE, frozenset({"US", "CA", "MX"}), frozenset({"AU", "NZ"}))
 
 FX_FROM_USD = MappingProxyType(
@@ -115,7 +113,7 @@ def _service(code, level, name, indicator, limits, table) -> ServiceSpec:
 
 _ECO_LIMITS = (500, 2_000, 5_000, 10_000, 20_000)
 _SWIFT_LIMITS = (1_000, 5_000, 10_000, 20_000, 30_000)
-D, R, I = Zone.DOMESTIC, Zone.REGIONAL, Zone.INTERNATIONAL
+DOM, REG, INTL = Zone.DOMESTIC, Zone.REGIONAL, Zone.INTERNATIONAL
 
 ECONOPOST = CarrierProfile(
     code="econopost",
@@ -127,19 +125,27 @@ ECONOPOST = CarrierProfile(
     volumetric_divisor=None,
     services=(
         _service(
-            "econopost_economy", ServiceLevel.ECONOMY, "Econopost Economy", "UE", _ECO_LIMITS,
+            "econopost_economy",
+            ServiceLevel.ECONOMY,
+            "Econopost Economy",
+            "UE",
+            _ECO_LIMITS,
             {
-                D: (5, "4.20 6.90 9.80 14.50 21.00"),
-                R: (8, "8.50 13.90 22.00 34.00 52.00"),
-                I: (12, "12.00 21.50 38.00 61.00 95.00"),
+                DOM: (5, "4.20 6.90 9.80 14.50 21.00"),
+                REG: (8, "8.50 13.90 22.00 34.00 52.00"),
+                INTL: (12, "12.00 21.50 38.00 61.00 95.00"),
             },
         ),
         _service(
-            "econopost_standard", ServiceLevel.STANDARD, "Econopost Standard", "CP", _ECO_LIMITS,
+            "econopost_standard",
+            ServiceLevel.STANDARD,
+            "Econopost Standard",
+            "CP",
+            _ECO_LIMITS,
             {
-                D: (3, "5.90 8.90 12.90 18.90 27.50"),
-                R: (5, "11.50 18.50 29.00 44.00 66.00"),
-                I: (8, "16.00 28.00 49.00 78.00 120.00"),
+                DOM: (3, "5.90 8.90 12.90 18.90 27.50"),
+                REG: (5, "11.50 18.50 29.00 44.00 66.00"),
+                INTL: (8, "16.00 28.00 49.00 78.00 120.00"),
             },
         ),
     ),
@@ -154,24 +160,35 @@ SWIFTSHIP = CarrierProfile(
     volumetric_divisor=5000,
     services=(
         _service(
-            "swiftship_standard", ServiceLevel.STANDARD, "SwiftShip Ground", "", _SWIFT_LIMITS,
-            {
-                D: (3, "7.50 11.00 16.00 24.00 33.00"),
-                R: (4, "13.00 20.00 30.00 45.00 61.00"),
-            },
-        ),
-        _service(
-            "swiftship_express", ServiceLevel.EXPRESS, "SwiftShip Express", "", _SWIFT_LIMITS,
-            {
-                D: (2, "11.00 16.50 24.00 36.00 49.00"),
-                R: (3, "19.00 29.00 44.00 66.00 89.00"),
-                I: (4, "32.00 52.00 79.00 118.00 155.00"),
-            },
-        ),
-        _service(
-            "swiftship_overnight", ServiceLevel.OVERNIGHT, "SwiftShip Overnight", "",
+            "swiftship_standard",
+            ServiceLevel.STANDARD,
+            "SwiftShip Ground",
+            "",
             _SWIFT_LIMITS,
-            {D: (1, "24.00 34.00 48.00 69.00 92.00")},
+            {
+                DOM: (3, "7.50 11.00 16.00 24.00 33.00"),
+                REG: (4, "13.00 20.00 30.00 45.00 61.00"),
+            },
+        ),
+        _service(
+            "swiftship_express",
+            ServiceLevel.EXPRESS,
+            "SwiftShip Express",
+            "",
+            _SWIFT_LIMITS,
+            {
+                DOM: (2, "11.00 16.50 24.00 36.00 49.00"),
+                REG: (3, "19.00 29.00 44.00 66.00 89.00"),
+                INTL: (4, "32.00 52.00 79.00 118.00 155.00"),
+            },
+        ),
+        _service(
+            "swiftship_overnight",
+            ServiceLevel.OVERNIGHT,
+            "SwiftShip Overnight",
+            "",
+            _SWIFT_LIMITS,
+            {DOM: (1, "24.00 34.00 48.00 69.00 92.00")},
         ),
     ),
     tracking_url="https://swiftship.example/track?number={tracking_number}",

@@ -65,7 +65,7 @@ def available_carriers(settings: Settings | None = None) -> list[Carrier]:
     if unknown:
         raise CarrierError(
             CarrierErrorCode.CARRIER_MISCONFIGURED,
-            f"CARRIERS_ENABLED names unknown local carriers {unknown}; known: {LOCAL_CARRIER_CODES}",
+            f"CARRIERS_ENABLED names unknown carriers {unknown}; known: {LOCAL_CARRIER_CODES}",
         )
     carriers: list[Carrier] = [local_carrier(code) for code in settings.carriers_enabled]
     http = _http_carrier(settings)

@@ -47,7 +47,7 @@ def _error(exc: Exception) -> NotificationError:
             return NotificationError(C.DELIVERY_UNAVAILABLE, f"SMTP {exc.code}: {exc.message}")
         if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPDataError):
             return NotificationError(C.MESSAGE_REJECTED, f"SMTP {exc.code}: {exc.message}")
-    if isinstance(exc, OSError | aiosmtplib.SMTPServerDisconnected | asyncio.TimeoutError):
+    if isinstance(exc, OSError | aiosmtplib.SMTPServerDisconnected | TimeoutError):
         return NotificationError(C.DELIVERY_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
     return NotificationError(C.NOTIFIER_MISCONFIGURED, f"{type(exc).__name__}: {exc}")
 
@@ -96,7 +96,7 @@ class SmtpNotifier:
                     use_tls=self.tls,
                     timeout=self.timeout,
                 )
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 raise _error(exc) from exc
             if key:
                 self._sent[key] = msg_id

@@ -57,8 +57,17 @@ REQUIRED = MappingProxyType(
     }
 )
 _OPTIONAL = (
-    "customer_name", "eta", "items", "location", "delivered_at", "reason", "carrier",
-    "tracking_number", "raised_at", "details", "link",
+    "customer_name",
+    "eta",
+    "items",
+    "location",
+    "delivered_at",
+    "reason",
+    "carrier",
+    "tracking_number",
+    "raised_at",
+    "details",
+    "link",
 )
 
 
