@@ -32,8 +32,22 @@ from tests.servers import free_port, serve
 
 API_KEY = "ck_test_123"
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
-FROM = c.Address("Warehouse", "100 Dock Rd", "Reno", "89501", "US", region="NV")
-TO = c.Address("Ada Buyer", "1 Main St", "Austin", "78701", "US", phone="+1 512 555 0100")
+FROM = c.Address(
+    name="Warehouse",
+    line1="100 Dock Rd",
+    city="Reno",
+    postal_code="89501",
+    country="US",
+    region="NV",
+)
+TO = c.Address(
+    name="Ada Buyer",
+    line1="1 Main St",
+    city="Austin",
+    postal_code="78701",
+    country="US",
+    phone="+1 512 555 0100",
+)
 STATUS_FOR = {
     E.UNKNOWN_TRACKING_NUMBER: 404,
     E.LABEL_ALREADY_USED: 409,
@@ -337,7 +351,12 @@ async def test_void_and_track(http, api):
 async def test_refusals_carry_the_api_codes(http, api):
     await refused(
         E.ADDRESS_UNSERVICEABLE,
-        http.rates(FROM, c.Address("A", "1 ul.", "Kraków", "31-147", "PL"), [c.Parcel(1)], "USD"),
+        http.rates(
+            FROM,
+            c.Address(name="A", line1="1 ul.", city="Kraków", postal_code="31-147", country="PL"),
+            [c.Parcel(1)],
+            "USD",
+        ),
     )
     await refused(E.PARCEL_TOO_HEAVY, http.rates(FROM, TO, [c.Parcel(30_001)], "USD"))
     await refused(

@@ -21,7 +21,12 @@ def addr(country: str = "US", **kw) -> c.Address:
 
 
 WAREHOUSE = c.Address(
-    "Ordergraph Fulfilment", "100 Dock Rd", "Reno", "89501", "US", company="Ordergraph Inc."
+    name="Ordergraph Fulfilment",
+    line1="100 Dock Rd",
+    city="Reno",
+    postal_code="89501",
+    country="US",
+    company="Ordergraph Inc.",
 )
 UK, FR, PL, MX = addr("GB", postal_code="SW1A 1AA"), addr("FR"), addr("PL"), addr("MX")
 

@@ -18,20 +18,20 @@ from ordergraph.integrations.carriers.tracking import s10_check_digit, s10_numbe
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 FROM = c.Address(
-    "Ordergraph Fulfilment",
-    "100 Dock Rd",
-    "Reno",
-    "89501",
-    "US",
+    name="Ordergraph Fulfilment",
+    line1="100 Dock Rd",
+    city="Reno",
+    postal_code="89501",
+    country="US",
     company="Ordergraph Inc.",
     region="NV",
 )
 TO = c.Address(
-    "Zoë Łukasiewicz",
-    "ul. Długa 5",
-    "Kraków",
-    "31-147",
-    "PL",
+    name="Zoë Łukasiewicz",
+    line1="ul. Długa 5",
+    city="Kraków",
+    postal_code="31-147",
+    country="PL",
     line2="m. 4",
     phone="+48 12 345 67 89",
 )
@@ -138,7 +138,14 @@ def test_unknown_carriers_accept_any_alphanumeric_number():
 async def test_label_pdf_opens_and_carries_the_barcode_addresses_service_and_weights(profile):
     carrier = c.LocalCarrier(profile, clock=lambda: T0)
     parcels = [c.Parcel(1250, 30, 20, 10), c.Parcel(300)]
-    to = c.Address("Ada Buyer", "1 Main St", "Springfield", "12345", "US", company="Acme")
+    to = c.Address(
+        name="Ada Buyer",
+        line1="1 Main St",
+        city="Springfield",
+        postal_code="12345",
+        country="US",
+        company="Acme",
+    )
     label = await carrier.buy_label(FROM, to, parcels, profile.services[0].code, "SO-1001", "k")
     reader = PdfReader(io.BytesIO(label.document), strict=True)
     assert len(reader.pages) == 2

@@ -13,8 +13,10 @@ from ordergraph.integrations.carriers import TrackingStatus as S
 from ordergraph.integrations.webhooks import sign, verify
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
-FROM = c.Address("Warehouse", "100 Dock Rd", "Reno", "89501", "US")
-TO = c.Address("Ada", "1 Main St", "Paris", "75001", "FR")
+FROM = c.Address(
+    name="Warehouse", line1="100 Dock Rd", city="Reno", postal_code="89501", country="US"
+)
+TO = c.Address(name="Ada", line1="1 Main St", city="Paris", postal_code="75001", country="FR")
 PARIS = timezone(timedelta(hours=1))
 
 

@@ -124,8 +124,10 @@ def swift():
 
 
 async def delivered_body(carrier) -> bytes:
-    ship_from = c.Address("W", "1 Dock", "Reno", "89501", "US")
-    ship_to = c.Address("Ada", "1 Main", "Austin", "78701", "US")
+    ship_from = c.Address(name="W", line1="1 Dock", city="Reno", postal_code="89501", country="US")
+    ship_to = c.Address(
+        name="Ada", line1="1 Main", city="Austin", postal_code="78701", country="US"
+    )
     label = await carrier.buy_label(ship_from, ship_to, [c.Parcel(500)], "EXPRESS", "SO-1", "k")
     return carrier.webhook_event(
         label.tracking_number,

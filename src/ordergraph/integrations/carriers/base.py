@@ -83,16 +83,18 @@ class CarrierError(Exception):
         return f"CarrierError({self.code.value!r}, {self.message!r}, retryable={self.retryable})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Address:
+    """A postal address; keyword arguments only, so no field is ever filled by position."""
+
     name: str
+    company: str | None = None
     line1: str
+    line2: str | None = None
     city: str
+    region: str | None = None  # state, province, county
     postal_code: str
     country: str  # ISO 3166-1 alpha-2, upper case
-    company: str | None = None
-    line2: str | None = None
-    region: str | None = None  # state, province, county
     phone: str | None = None
     email: str | None = None
 
