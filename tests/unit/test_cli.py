@@ -67,7 +67,8 @@ def test_migrate_is_idempotent(cli):
     first = cli("migrate")
     assert "applied ordergraph.0001_initial" in first.stdout
     assert "applied ordergraph.0002_foreign_key_indexes" in first.stdout
-    assert "2 migration(s) applied" in first.stdout
+    assert "applied ordergraph.0003_fulfillment" in first.stdout
+    assert "3 migration(s) applied" in first.stdout
     second = cli("migrate")
     assert "up to date: no migrations to apply" in second.stdout
     assert "applied ordergraph." not in second.stdout
@@ -77,23 +78,26 @@ def test_migrate_is_idempotent(cli):
 
 
 def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key_indexes(cli):
-    """0002 adds indexes; on SQLite it must not rebuild tables, whose DROP TABLE would cascade
-    to referencing rows (allocations of order lines, transactions of payments)."""
-    cli(python=textwrap.dedent("""
-        import asyncio
-        from tortoise import Tortoise
-        from tortoise.migrations.api import migrate
-        from ordergraph.db import tortoise_config
-
-        async def main():
-            try:
-                await migrate(config=tortoise_config(), target="ordergraph.0001_initial")
-            finally:
-                await Tortoise.close_connections()
-
-        asyncio.run(main())
-    """))
+    """0002 adds indexes and 0003 adds columns and tables; on SQLite neither may rebuild an
+    existing table, whose DROP TABLE would cascade to referencing rows (allocations of order
+    lines, transactions of payments). The seeded database is taken back to its 0001 shape by
+    hand (the seed needs today's columns), then migrated forward."""
+    cli("migrate")
     cli("seed", "--demo")
+    with sqlite3.connect(cli.db_path) as con:
+        for table in ("package_items", "pick_list_items", "tracking_events", "shipments", "packages",
+                      "fulfillment_lines", "pick_lists", "fulfillment_orders", "notifications"):
+            con.execute(f'DROP TABLE "{table}"')
+        con.execute('DROP INDEX "idx_allocations_fulfillment_order_id"')
+        for table, column in (("allocations", "fulfillment_order_id"), ("inventory_levels", "bin_location"),
+                              ("sales_channels", "carrier_selection"), ("sales_channels", "preferred_carrier")):
+            con.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+        for (index,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+            "('order_lines', 'payments', 'payment_transactions', 'order_holds') AND sql IS NOT NULL"
+        ).fetchall():
+            con.execute(f'DROP INDEX "{index}"')
+        con.execute("DELETE FROM tortoise_migrations WHERE name != '0001_initial'")
     tables = ("orders", "order_lines", "allocations", "payments", "payment_transactions", "order_holds", "events")
 
     def counts():
@@ -102,7 +106,9 @@ def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key
 
     before = counts()
     assert before["allocations"] and before["payment_transactions"] and before["order_holds"]
-    assert "applied ordergraph.0002_foreign_key_indexes" in cli("migrate").stdout
+    migrated = cli("migrate").stdout
+    assert "applied ordergraph.0002_foreign_key_indexes" in migrated
+    assert "applied ordergraph.0003_fulfillment" in migrated
     assert counts() == before
     with sqlite3.connect(cli.db_path) as con:
         indexed = {
@@ -113,7 +119,8 @@ def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key
         }
     for table, col in (("order_lines", "order_id"), ("payments", "order_id"),
                        ("payment_transactions", "payment_id"), ("order_holds", "order_id"),
-                       ("inventory_levels", "warehouse_id"), ("allocations", "order_id")):
+                       ("inventory_levels", "warehouse_id"), ("allocations", "order_id"),
+                       ("allocations", "fulfillment_order_id"), ("fulfillment_lines", "order_line_id")):
         assert (table, col) in indexed, (table, col)
 
 

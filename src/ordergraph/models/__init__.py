@@ -3,6 +3,17 @@
 from ordergraph.models.access import ApiKey, IdempotencyRecord, Partner
 from ordergraph.models.catalog import Product, ProductVariant
 from ordergraph.models.events import Event
+from ordergraph.models.fulfillment import (
+    FulfillmentLine,
+    FulfillmentOrder,
+    Notification,
+    Package,
+    PackageItem,
+    PickList,
+    PickListItem,
+    Shipment,
+    TrackingEvent,
+)
 from ordergraph.models.inventory import InventoryLevel, Reservation, ReservationLine, StockMovement
 from ordergraph.models.network import ChannelWarehouse, SalesChannel, Warehouse
 from ordergraph.models.orders import Allocation, Order, OrderHold, OrderLine
@@ -13,6 +24,15 @@ __all__ = [
     "ApiKey",
     "ChannelWarehouse",
     "Event",
+    "FulfillmentLine",
+    "FulfillmentOrder",
+    "Notification",
+    "Package",
+    "PackageItem",
+    "PickList",
+    "PickListItem",
+    "Shipment",
+    "TrackingEvent",
     "IdempotencyRecord",
     "InventoryLevel",
     "Order",

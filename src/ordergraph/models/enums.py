@@ -109,3 +109,66 @@ class TransactionKind(StrEnum):
 class Role(StrEnum):
     STAFF = "STAFF"
     PARTNER = "PARTNER"
+
+
+class FulfillmentStatus(StrEnum):
+    OPEN = "OPEN"
+    PICKING = "PICKING"
+    PICKED = "PICKED"
+    PACKED = "PACKED"
+    SHIPPED = "SHIPPED"
+    ON_HOLD = "ON_HOLD"
+    CANCELLED = "CANCELLED"
+
+
+class PickListKind(StrEnum):
+    BATCH = "BATCH"
+    WAVE = "WAVE"
+
+
+class PickListStatus(StrEnum):
+    OPEN = "OPEN"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class CarrierSelection(StrEnum):
+    CHEAPEST = "CHEAPEST"  # the cheapest quote that meets the order's service level
+    PREFERRED = "PREFERRED"  # the channel's preferred carrier, cheapest of its fitting services
+
+
+class ShipmentStatus(StrEnum):
+    LABEL_CREATED = "LABEL_CREATED"
+    SHIPPED = "SHIPPED"
+    IN_TRANSIT = "IN_TRANSIT"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    DELAYED = "DELAYED"
+    FAILED_ATTEMPT = "FAILED_ATTEMPT"
+    EXCEPTION = "EXCEPTION"
+    RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
+    VOIDED = "VOIDED"
+
+
+class TrackingStatus(StrEnum):
+    LABEL_CREATED = "LABEL_CREATED"
+    PICKED_UP = "PICKED_UP"
+    IN_TRANSIT = "IN_TRANSIT"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    DELAYED = "DELAYED"
+    FAILED_ATTEMPT = "FAILED_ATTEMPT"
+    EXCEPTION = "EXCEPTION"
+    RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
+
+
+class TrackingSource(StrEnum):
+    WEBHOOK = "WEBHOOK"
+    API = "API"
+    CARRIER = "CARRIER"  # our own label purchase
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"

@@ -20,6 +20,7 @@ class InventoryLevel(Model):
     reserved = fields.IntField(default=0)
     safety_stock = fields.IntField(default=0)
     reorder_point = fields.IntField(default=0)
+    bin_location = fields.CharField(max_length=32, default="")  # where pickers find it: aisle-rack-shelf
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from ordergraph.models.enums import AllocationStrategy, CaptureMode, ChannelKind, StockPolicy
+from ordergraph.models.enums import AllocationStrategy, CaptureMode, CarrierSelection, ChannelKind, StockPolicy
 
 
 class Warehouse(Model):
@@ -35,6 +35,8 @@ class SalesChannel(Model):
     stock_policy = fields.CharEnumField(StockPolicy, default=StockPolicy.REJECT)
     capture_mode = fields.CharEnumField(CaptureMode, default=CaptureMode.ON_SHIPMENT)
     sets_prices = fields.BooleanField(default=False)  # marketplaces send their own unit prices
+    carrier_selection = fields.CharEnumField(CarrierSelection, default=CarrierSelection.CHEAPEST)
+    preferred_carrier = fields.CharField(max_length=32, null=True)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

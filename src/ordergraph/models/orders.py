@@ -81,6 +81,7 @@ class Allocation(Model):
     )
     quantity = fields.IntField()
     status = fields.CharEnumField(AllocationStatus, default=AllocationStatus.ACTIVE)
+    fulfillment_order_id = fields.IntField(null=True, db_index=True)  # set once a fulfillment order covers it
     created_at = fields.DatetimeField(auto_now_add=True)
     released_at = fields.DatetimeField(null=True)
 
