@@ -7,6 +7,7 @@ stall, to drive the notifier's failure mapping.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import time
@@ -39,8 +40,6 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         if self.stall:
-            import asyncio  # noqa: PLC0415
-
             await asyncio.sleep(self.stall)
         if self.data_reply:
             return self.data_reply
@@ -136,6 +135,12 @@ async def test_the_same_key_is_delivered_once(notifier, server):
     assert await notifier.send(MAIL) == first
     other = await notifier.send(n.Email.of("ada@example.com", "Hi", "Hello"))
     assert other != first and len(server.received) == 2
+
+
+async def test_concurrent_sends_of_one_key_deliver_once(notifier, server):
+    server.stall = 0.2
+    ids = await asyncio.gather(*(notifier.send(MAIL) for _ in range(3)))
+    assert len(set(ids)) == 1 and len(server.received) == 1
 
 
 async def test_login(smtp_server, server):

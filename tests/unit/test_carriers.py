@@ -284,6 +284,10 @@ async def test_flaky_address_fails_once_per_key_then_retry_succeeds(eco):
 async def test_an_outage_fails_every_call_until_it_ends(eco):
     label = await eco.buy_label(WAREHOUSE, addr(), [c.Parcel(800)], "econopost_economy", "SO", "k")
     eco.down = True
+    await refused(
+        E.CARRIER_UNAVAILABLE,
+        eco.buy_label(WAREHOUSE, addr(), [c.Parcel(800)], "econopost_economy", "SO", "k"),
+    )  # not even a replay of a label already bought
     await refused(E.CARRIER_UNAVAILABLE, eco.rates(WAREHOUSE, addr(), [c.Parcel(1)], "USD"))
     await refused(E.CARRIER_UNAVAILABLE, eco.track(label.tracking_number))
     await refused(E.CARRIER_UNAVAILABLE, eco.void_label(label.tracking_number))

@@ -207,6 +207,8 @@ class LocalCarrier:
             raise ValueError("an idempotency key is required")
         params = (ship_from, ship_to, tuple(parcels), str(service), reference)
         with self._lock:
+            if self.down:  # a carrier that is down answers nothing, not even a replay
+                raise _fail(E.CARRIER_UNAVAILABLE, f"{self.name} is unavailable")
             stored = self._replies.get(idempotency_key)
             if stored is not None:
                 if stored[0] != params:

@@ -14,7 +14,8 @@ Failures map to `NotificationError` codes:
 
 When the server accepts some recipients and refuses others, the message was delivered to those
 it accepted and `send` returns normally. Idempotency keys already sent by this notifier are
-remembered in the process: sending one again returns its Message-ID without a second delivery.
+remembered in the process: sending one again returns its Message-ID without a second delivery,
+and a send of a key already in flight waits for it. Sends without a key run concurrently.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class SmtpNotifier:
         self.starttls, self.tls, self.timeout = starttls, tls, timeout
         self.mail_from = mail_from
         self._sent: dict[str, str] = {}  # idempotency key → Message-ID
-        self._lock = asyncio.Lock()
+        self._key_locks: dict[str, asyncio.Lock] = {}  # a key in flight: its twin waits
 
     def __repr__(self) -> str:  # never show the password
         return f"SmtpNotifier(host={self.host!r}, port={self.port!r})"
@@ -79,25 +80,29 @@ class SmtpNotifier:
         msg_id = message_id(message, self.mail_from)
         mime = to_mime(message, self.mail_from, msg_id=msg_id)
         key = message.idempotency_key
-        async with self._lock:  # one delivery at a time per key; simple and enough for mail
-            if key and key in self._sent:
-                return self._sent[key]
-            login = bool(self._username and self._password)
-            try:
-                await aiosmtplib.send(
-                    mime,
-                    sender=parseaddr(str(mime["From"]))[1],
-                    recipients=[parseaddr(a)[1] for a in message.to],
-                    hostname=self.host,
-                    port=self.port,
-                    username=self._username if login else None,
-                    password=self._password if login else None,
-                    start_tls=False if self.tls else self.starttls,
-                    use_tls=self.tls,
-                    timeout=self.timeout,
-                )
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                raise _error(exc) from exc
-            if key:
-                self._sent[key] = msg_id
+        if not key:
+            await self._deliver(mime, message)
             return msg_id
+        async with self._key_locks.setdefault(key, asyncio.Lock()):
+            if key not in self._sent:
+                await self._deliver(mime, message)
+                self._sent[key] = msg_id
+            return self._sent[key]
+
+    async def _deliver(self, mime, message: Email) -> None:
+        login = bool(self._username and self._password)
+        try:
+            await aiosmtplib.send(
+                mime,
+                sender=parseaddr(str(mime["From"]))[1],
+                recipients=[parseaddr(a)[1] for a in message.to],
+                hostname=self.host,
+                port=self.port,
+                username=self._username if login else None,
+                password=self._password if login else None,
+                start_tls=False if self.tls else self.starttls,
+                use_tls=self.tls,
+                timeout=self.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _error(exc) from exc
