@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+from fpdf import FPDF
 from pypdf import PdfReader
 
 from ordergraph.integrations import carriers as c
+from ordergraph.integrations.carriers.documents import MIN_FONT_SIZE, fit_text
 from ordergraph.integrations.carriers.tracking import s10_check_digit, s10_number, swiftship_number
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -250,3 +252,34 @@ def test_slip_package_from_label():
     assert c.SlipPackage.from_label(label, 900) == c.SlipPackage(
         "swiftship", "swiftship_express", "SW123456789015", 900
     )
+
+
+def test_long_address_lines_shrink_to_fit_the_label_and_never_overflow():
+    pdf = FPDF(unit="mm")
+    pdf.set_font("Helvetica", "", 12)
+    assert fit_text(pdf, "1 Main St", 90, 12) == ("1 Main St", 12)
+    text, size = fit_text(
+        pdf, "Unit 4, The Old Brewery, 118-120 Long Acre Industrial Estate", 90, 12
+    )
+    assert text.startswith("Unit 4") and not text.endswith("...") and MIN_FONT_SIZE <= size < 12
+    assert pdf.get_string_width(text) <= 90
+    cut, size = fit_text(pdf, "X" * 200, 90, 12)
+    assert (size, cut.endswith("...")) == (MIN_FONT_SIZE, True)
+    assert pdf.get_string_width(cut) <= 90
+
+    long_line = "Unit 4, The Old Brewery, 118-120 Long Acre Industrial Estate"
+    to = c.Address(name="Ada", line1=long_line, city="Leeds", postal_code="LS1 1AA", country="GB")
+    pdf_bytes = c.render_label(
+        carrier_name="Econopost",
+        service_name="Econopost Standard",
+        tracking_number="CP123456785US",
+        ship_from=FROM,
+        ship_to=to,
+        parcels=[c.Parcel(100)],
+        reference="SO-1",
+        ship_date=T0.date(),
+        estimated_delivery=None,
+    )
+    page = PdfReader(io.BytesIO(pdf_bytes), strict=True).pages[0]
+    assert long_line in page.extract_text()
+    assert decode_code39(page) == ["*CP123456785US*"]

@@ -66,12 +66,33 @@ def _barcode(pdf: FPDF, value: str, x: float, y: float, width: float, height: fl
     return len(text) * wide * 16 / 3
 
 
+MIN_FONT_SIZE = 6.0
+
+
+def fit_text(pdf: FPDF, text: str, width: float, size: float) -> tuple[str, float]:
+    """`text` and the largest font size (at most `size`, at least MIN_FONT_SIZE, by half
+    points) at which it fits in `width` mm with the current font family and style; if it does
+    not fit even at the smallest size, it is cut and ends with "..."."""
+    pdf.set_font(size=size)
+    while size > MIN_FONT_SIZE and pdf.get_string_width(text) > width:
+        size = max(MIN_FONT_SIZE, size - 0.5)
+        pdf.set_font(size=size)
+    if pdf.get_string_width(text) > width:
+        while text and pdf.get_string_width(text + "...") > width:
+            text = text[:-1]
+        text += "..."
+    return text, size
+
+
 def _address_block(pdf: FPDF, title: str, address: Address, size: int) -> None:
     pdf.set_font("Helvetica", "B", 7)
     pdf.cell(0, 4, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", size)
+    width = pdf.w - pdf.r_margin - pdf.l_margin - 1
     for line in address.lines():
-        pdf.cell(0, size * 0.45, pdf_text(line), new_x="LMARGIN", new_y="NEXT")
+        text, _ = fit_text(pdf, pdf_text(line), width, size)
+        pdf.cell(0, size * 0.45, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(size=size)
 
 
 def render_label(
