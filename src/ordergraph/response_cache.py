@@ -365,7 +365,8 @@ class ResponseCache:
         answer = slot.answers.get(kind) if slot is not None else None
         if answer is not None and answer.version == version:
             self.slots.move_to_end(body)
-            await send(answer.start)
+            # a copy: middleware outside may change the message it is given (X-Request-ID)
+            await send({**answer.start, "headers": list(answer.start["headers"])})
             await send({"type": "http.response.body", "body": answer.body})
             CACHE_REQUESTS.labels("hit").inc()
             GRAPHQL_REQUESTS.labels("query", found.plan.operation, "ok").inc()
@@ -406,8 +407,8 @@ class ResponseCache:
 
         async def capture(message):
             nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
+            if message["type"] == "http.response.start":  # as the app sent it, before any middleware
+                start = {**message, "headers": list(message.get("headers") or [])}
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
             await send(message)
@@ -418,7 +419,7 @@ class ResponseCache:
         answer = b"".join(chunks)
         if not self._keepable(answer, found.plan.root):
             return
-        self._store(body, found, kind, Answer(version, {**start, "headers": list(start.get("headers") or [])}, answer))
+        self._store(body, found, kind, Answer(version, start, answer))
 
     @staticmethod
     def _keepable(answer: bytes, root: str) -> bool:

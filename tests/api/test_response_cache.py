@@ -85,6 +85,9 @@ async def test_a_hit_answers_the_bytes_of_a_miss_and_skips_the_app(cached, gql, 
     assert hit.headers["content-type"] == miss.headers["content-type"] == "application/json"
     assert hit.headers["content-length"] == miss.headers["content-length"]
     assert hit.headers["x-request-id"] != miss.headers["x-request-id"]  # a hit is still a request of its own
+    again = await cached.raw(BY_NUMBER, {"n": o["number"]}, auth=key, headers={"X-Request-ID": "req-1"})
+    assert again.headers.get_list("x-request-id") == ["req-1"] and again.content == miss.content
+    assert {k for k in hit.headers if k not in ("date", "x-request-id")} == {"content-length", "content-type", "server"}
     assert miss.content == (await cached.truth.raw(BY_NUMBER, {"n": o["number"]}, auth=key)).content
     assert miss.json()["data"]["order"]["number"] == o["number"]
     # by global id as well, and the same order for a customer token
@@ -93,7 +96,7 @@ async def test_a_hit_answers_the_bytes_of_a_miss_and_skips_the_app(cached, gql, 
     ada = f.customer_token("ada@example.com")
     for_ada = [await cached.raw(BY_NUMBER, {"n": o["number"]}, auth=ada) for _ in range(2)]
     assert for_ada[0].content == for_ada[1].content == miss.content
-    assert counts() == {"hit": 3, "miss": 3, "bypass": 0}
+    assert counts() == {"hit": 4, "miss": 3, "bypass": 0}
 
 
 async def test_a_hit_costs_one_statement(cached, gql, db):
