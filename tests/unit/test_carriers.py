@@ -240,6 +240,13 @@ async def test_buy_by_service_level_and_refusals_of_the_service(swift):
         date(2026, 11, 19),
     )
     assert label.tracking_number.startswith("SW")
+    next_day = await swift.buy_label(WAREHOUSE, addr(), [c.Parcel(500)], "NEXT_DAY", "SO-2", "k5")
+    assert next_day.service == "swiftship_overnight"  # the order model's name for OVERNIGHT
+    assert (c.service_level_of("NEXT_DAY"), c.service_level_of("EXPRESS")) == (
+        L.OVERNIGHT,
+        L.EXPRESS,
+    )
+    assert c.service_level_of("TELEPORT") is None
     assert c.validate_tracking_number("swiftship", label.tracking_number)
     await refused(
         E.SERVICE_UNAVAILABLE,
@@ -253,7 +260,7 @@ async def test_buy_by_service_level_and_refusals_of_the_service(swift):
         E.SERVICE_UNAVAILABLE,
         swift.buy_label(WAREHOUSE, addr(), [c.Parcel(500)], "econopost_economy", "SO-3", "k4"),
     )
-    assert len(swift._labels) == 1
+    assert len(swift._labels) == 2
 
 
 async def test_same_key_same_label_different_request_refused(eco):

@@ -5,6 +5,7 @@ HttpCarrier; label and packing-slip PDFs; tracking-number check digits; a regist
 from ordergraph.integrations.carriers.base import (
     FINAL_STATUSES,
     SCANNED_STATUSES,
+    SERVICE_LEVEL_ALIASES,
     Address,
     Carrier,
     CarrierError,
@@ -15,6 +16,7 @@ from ordergraph.integrations.carriers.base import (
     ServiceLevel,
     TrackingStatus,
     TrackingUpdate,
+    service_level_of,
     with_retries,
 )
 from ordergraph.integrations.carriers.documents import (
@@ -50,6 +52,7 @@ __all__ = [
     "LOCAL_CARRIER_CODES",
     "PROFILES",
     "SCANNED_STATUSES",
+    "SERVICE_LEVEL_ALIASES",
     "SWIFTSHIP",
     "UNSERVICEABLE_MARKER",
     "Address",
@@ -74,6 +77,7 @@ __all__ = [
     "render_label",
     "render_packing_slip",
     "reset_local_carriers",
+    "service_level_of",
     "tracking_url",
     "validate_tracking_number",
     "with_retries",

@@ -35,6 +35,20 @@ class ServiceLevel(StrEnum):
     OVERNIGHT = "OVERNIGHT"
 
 
+# Other names for service levels: the order model's NEXT_DAY is the carriers' OVERNIGHT.
+SERVICE_LEVEL_ALIASES = {"NEXT_DAY": ServiceLevel.OVERNIGHT}
+
+
+def service_level_of(value: str) -> ServiceLevel | None:
+    """The ServiceLevel named `value` (its name or an alias such as NEXT_DAY), else None."""
+    if value in SERVICE_LEVEL_ALIASES:
+        return SERVICE_LEVEL_ALIASES[value]
+    try:
+        return ServiceLevel(value)
+    except ValueError:
+        return None
+
+
 class TrackingStatus(StrEnum):
     LABEL_CREATED = "LABEL_CREATED"
     PICKED_UP = "PICKED_UP"

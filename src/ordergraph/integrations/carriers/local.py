@@ -25,7 +25,8 @@ carrier's limit per parcel), the currency (CURRENCY_UNSUPPORTED), the lane
 (SERVICE_UNAVAILABLE: unknown, or not offered in the lane's zone). `rates` returns every service
 offered on the lane (possibly none), cheapest first.
 
-`buy_label` accepts the carrier's service code (``RateQuote.service``) or a `ServiceLevel`. The
+`buy_label` accepts the carrier's service code (``RateQuote.service``) or a `ServiceLevel`
+(``NEXT_DAY``, the order model's name, is OVERNIGHT). The
 same idempotency key with the same request returns the same `Label`; with a different request
 it raises IDEMPOTENCY_KEY_REUSED. Buying writes a LABEL_CREATED tracking event.
 
@@ -54,6 +55,7 @@ from ordergraph.integrations.carriers.base import (
     RateQuote,
     TrackingStatus,
     TrackingUpdate,
+    service_level_of,
 )
 from ordergraph.integrations.carriers.base import CarrierErrorCode as E
 from ordergraph.integrations.carriers.checks import (
@@ -170,12 +172,14 @@ class LocalCarrier:
         return self.profile.tracking_url.format(tracking_number=tracking_number)
 
     def service(self, service: str) -> ServiceSpec:
-        """The service spec for a service code or a ServiceLevel; SERVICE_UNAVAILABLE."""
+        """The service spec for a service code or a ServiceLevel (NEXT_DAY is OVERNIGHT);
+        SERVICE_UNAVAILABLE when the carrier has no such service."""
         for spec in self.profile.services:
             if service == spec.code:
                 return spec
+        level = service_level_of(str(service))
         for spec in self.profile.services:
-            if service == spec.level.value:
+            if level is spec.level:
                 return spec
         offered = ", ".join(s.code for s in self.profile.services)
         raise _fail(E.SERVICE_UNAVAILABLE, f"{self.name} has no service {service!r} ({offered})")
