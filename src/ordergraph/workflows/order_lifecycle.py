@@ -8,6 +8,11 @@ from ordergraph.workflows.lifecycle import StateMachine
 
 ALLOCATION_RESULTS = (S.ALLOCATED, S.PARTIALLY_ALLOCATED, S.BACKORDERED)
 PRE_SHIPMENT = (S.PENDING, S.CONFIRMED, *ALLOCATION_RESULTS)
+# Where an order is while its fulfillment orders move: the allocation results, picking under
+# way, some units shipped. `PROGRESS` moves between them as picking, short picks, re-allocation
+# and shipping happen (workflows/fulfillment.progress_status decides which).
+IN_PROGRESS = (*ALLOCATION_RESULTS, S.IN_FULFILLMENT, S.PARTIALLY_SHIPPED)
+PROGRESS_RESULTS = (*IN_PROGRESS, S.SHIPPED)
 
 
 def _no_holds(ctx) -> str | None:
@@ -32,6 +37,12 @@ def _needs_units(ctx) -> str | None:
     return None if ctx.units_to_allocate else "every unit is already allocated"
 
 
+def _internal(ctx) -> str | None:
+    """Moves the workflow makes when facts happen (a pick, a shipment, a delivery scan): never
+    offered to clients as actions."""
+    return "the workflow makes this move when it happens" if getattr(ctx, "offering", True) else None
+
+
 def _build_order_table() -> dict[tuple[str, str], str]:
     table: dict[tuple[str, str], str] = {(S.PENDING, "CONFIRM"): S.CONFIRMED}
     for state in (S.CONFIRMED, S.PARTIALLY_ALLOCATED, S.BACKORDERED):
@@ -39,8 +50,12 @@ def _build_order_table() -> dict[tuple[str, str], str]:
         table[(state, "ALLOCATE")] = "|".join(ALLOCATION_RESULTS)
     for state in PRE_SHIPMENT:
         table[(state, "CANCEL")] = S.CANCELLED
+    for state in (*PRE_SHIPMENT, S.IN_FULFILLMENT, S.PARTIALLY_SHIPPED):
         table[(state, "PLACE_HOLD")] = state
         table[(state, "RELEASE_HOLD")] = state
+    for state in IN_PROGRESS:
+        table[(state, "PROGRESS")] = "|".join(PROGRESS_RESULTS)
+    table[(S.SHIPPED, "DELIVER")] = S.DELIVERED
     return table
 
 
@@ -51,6 +66,8 @@ ORDER = StateMachine(
         "CONFIRM": _payment_ready,
         "ALLOCATE": _needs_units,
         "RELEASE_HOLD": _has_holds,
+        "PROGRESS": _internal,
+        "DELIVER": _internal,
     },
 )
 
@@ -85,3 +102,15 @@ def choose(target: str, state: str) -> str:
     if state not in options:
         raise ValueError(f"{state} is not one of {options}")
     return state
+
+
+class _WorkflowMove:
+    """The context the workflow passes for the moves it makes itself (PROGRESS, DELIVER)."""
+
+    offering = False
+    active_holds = 0
+    payment_status = None
+    units_to_allocate = 0
+
+
+WORKFLOW = _WorkflowMove()
