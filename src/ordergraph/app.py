@@ -23,6 +23,7 @@ from ordergraph.context import Context
 from ordergraph.db import close_db, fetch, init_db
 from ordergraph.jobs import default_jobs
 from ordergraph.observability import WS_CONNECTIONS, configure_logging, log, new_request_id, request_id_var
+from ordergraph.rest import routes as rest_routes
 from ordergraph.schema.root import build_schema
 from ordergraph.subscriptions import runtime as streaming
 from ordergraph.subscriptions.transport_ws import SubscriptionExecutor, TransportWSHandler
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *rest_routes(),  # carrier webhooks, printable documents
         ],
         lifespan=lifespan,
     )

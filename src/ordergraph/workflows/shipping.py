@@ -543,3 +543,25 @@ async def record_tracking_event(tracking_number: str, status: T, occurred_at: da
     )
     [outcome] = await record_tracking(shipment.carrier, [update], TrackingSource.API, actor)
     return outcome
+
+
+async def packing_slip(fo_id: int) -> bytes:
+    """The packing slip of a fulfillment order: its lines, and its packages with their labels."""
+    from ordergraph.integrations.carriers.documents import SlipPackage, render_packing_slip  # noqa: PLC0415
+    from ordergraph.models import ProductVariant  # noqa: PLC0415
+
+    fo = await FulfillmentOrder.get_or_none(id=fo_id)
+    if fo is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such fulfillment order", ["id"])
+    order = await Order.get(id=fo.order_id)
+    ship_from, ship_to = await _ends(fo, order)
+    lines = await FulfillmentLine.filter(fulfillment_order_id=fo.id).order_by("id")
+    names = {v.id: v.name for v in await ProductVariant.filter(id__in=[fl.variant_id for fl in lines])}
+    packages = []
+    for p in await Package.filter(fulfillment_order_id=fo.id).order_by("id"):
+        s = await Shipment.filter(package_id=p.id).exclude(status=S.VOIDED).first()
+        packages.append(SlipPackage(s.carrier if s else "", s.service if s else None, s.tracking_number if s else None,
+                                    p.weight_grams))
+    return render_packing_slip(fo.number, ship_from, ship_to,
+                               [(fl.sku, names.get(fl.variant_id, fl.sku), fl.quantity) for fl in lines if fl.quantity],
+                               packages)
