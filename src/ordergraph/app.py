@@ -51,7 +51,9 @@ class GraphQLApp(GraphQL):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            context = scope.get("ordergraph.context")
+            # Forget the context: scope -> context -> request -> scope is a cycle that would keep
+            # the whole connection in memory until a full garbage collection.
+            context = scope.pop("ordergraph.context", None)
             if context is not None and context.ws_slot:
                 self.ws_connections[context.ws_slot] -= 1
                 if self.ws_connections[context.ws_slot] <= 0:
@@ -74,6 +76,7 @@ class GraphQLApp(GraphQL):
         """`connection_init`: credentials in the payload (`Authorization: Bearer …`, or
         `authToken`) decide the viewer; each viewer may hold a limited number of connections."""
         params = context.connection_params or {}
+        context.connection_params = None  # read once here; not kept for the connection's life
         auth = params.get("Authorization") or params.get("authorization")
         token = params.get("authToken") or params.get("apiKey")
         if auth or token:

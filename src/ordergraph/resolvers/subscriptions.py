@@ -100,14 +100,14 @@ class SubscriptionRoot:
     async def order_events(
         self, info: Info, order_id: relay.GlobalID, after: str | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
-        order = await _readable_order(info, order_id)
+        oid = (await _readable_order(info, order_id)).id  # only the id is kept while it streams
         since = _cursor(after)
 
         async def replay(after_id: int):
-            return await Event.filter(order_id=order.id, id__gt=after_id).order_by("id").limit(REPLAY_LIMIT)
+            return await Event.filter(order_id=oid, id__gt=after_id).order_by("id").limit(REPLAY_LIMIT)
 
-        async for m in event_stream([("order", order.id)], after=since, replay=replay,
-                                    accept=lambda m: m.order_id == order.id,
+        async for m in event_stream([("order", oid)], after=since, replay=replay,
+                                    accept=lambda m: m.order_id == oid,
                                     lane=live_lane(info, StreamEvent.from_message)):
             yield StreamEvent.from_message(m)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 
 from ordergraph.observability import ACTIVE_SUBSCRIPTIONS, log
@@ -25,30 +25,52 @@ ACTIVE_SUBSCRIPTIONS.set_function(lambda: sum(hub.active for hub in list(_hubs))
 
 
 class Subscription:
-    __slots__ = ("hub", "topics", "queue", "overflowed", "lane")
+    """One subscriber's registration: a bounded queue of messages (made only while something
+    waits in it, so an idle subscriber holds no queue) and, once live, its lane."""
+
+    __slots__ = ("hub", "topics", "maxsize", "pending", "overflowed", "lane", "_waiter")
 
     def __init__(self, hub: Hub, topics: list[Topic], maxsize: int) -> None:
         self.hub = hub
         self.topics = topics
-        self.queue: asyncio.Queue[EventMessage] = asyncio.Queue(maxsize)
+        self.maxsize = maxsize
+        self.pending: deque[EventMessage] | None = None
         self.overflowed = False
         self.lane: Lane | None = None
+        self._waiter: asyncio.Future | None = None
 
     def offer(self, message: EventMessage) -> None:
         if self.lane is not None:
             self.lane.parked = False  # the stream takes over until it parks again
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        pending = self.pending
+        if pending is None:
+            pending = self.pending = deque()
+        if len(pending) >= self.maxsize:
             self.overflowed = True
+        else:
+            pending.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self.pending
 
     async def get(self) -> EventMessage:
-        return await self.queue.get()
+        while not self.pending:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = self.pending.popleft()
+        if not self.pending:
+            self.pending = None
+        return message
 
     def drain(self) -> list[EventMessage]:
-        items = []
-        while not self.queue.empty():
-            items.append(self.queue.get_nowait())
+        items = list(self.pending or ())
+        self.pending = None
         return items
 
     def close(self) -> None:

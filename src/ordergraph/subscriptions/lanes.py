@@ -110,7 +110,7 @@ class Lane:
         self.parked = False  # the stream waits for its next live message with nothing queued
         self.backlog_limit = backlog_limit
         self._drain: asyncio.Future | None = None
-        self._backlog: deque[str] = deque()
+        self._backlog: deque[str] | None = None  # texts waiting behind a write that had to wait
         self._closed = False
 
     def verdict(self, m: EventMessage) -> int:
@@ -122,7 +122,9 @@ class Lane:
         prev = self.position.seen.get(m.aggregate)
         if prev is not None and m.sequence <= prev:
             return SKIP
-        if prev is None or m.sequence != prev + 1 or len(self._backlog) >= self.backlog_limit:
+        if prev is None or m.sequence != prev + 1:
+            return SLOW
+        if self._backlog is not None and len(self._backlog) >= self.backlog_limit:
             return SLOW
         return FAST
 
@@ -132,6 +134,8 @@ class Lane:
             return
         text = self.prefix + payload + "}"
         if self._drain is not None:  # an earlier write waits for the socket: keep the order
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append(text)
             return
         try:
@@ -152,6 +156,8 @@ class Lane:
         if self._backlog and not self._closed:
             self._drain = asyncio.ensure_future(self._write_backlog())
             self._drain.add_done_callback(self._drained)
+        else:
+            self._backlog = None
 
     async def _write_backlog(self) -> None:
         while self._backlog:
@@ -170,6 +176,6 @@ class Lane:
     def close(self) -> None:
         self._closed = True
         self.parked = False
-        self._backlog.clear()
+        self._backlog = None
         if self._drain is not None:
             self._drain.cancel()

@@ -114,7 +114,7 @@ async def event_stream(
                         pos.advance(m)
                         yield m
             if sub.lane is not None:
-                if sub.queue.empty():
+                if sub.empty():
                     sub.lane.parked = True
                 m = await sub.get()
                 sub.lane.parked = False

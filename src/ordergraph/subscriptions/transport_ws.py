@@ -46,6 +46,15 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
         if self.operation.operation is OperationType.SUBSCRIPTION:
             _executor.set(self)
 
+    def build_per_event_executor(self, payload: Any) -> StrawberryGraphQLCoreExecutionContext:
+        executor = super().build_per_event_executor(payload)
+        # graphql-core 3.3 memoizes collected subfields in a dict that its per-event copies
+        # share, keyed by the identity of lists each execution makes anew: it would grow by an
+        # entry (about 1.3 KiB for an orderEvents selection) per event for the life of the
+        # subscription. Within one event the memo still serves lists of values.
+        executor._relevant_sub_fields = {}  # noqa: SLF001
+        return executor
+
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def run_operation(self, operation: Operation) -> None:
