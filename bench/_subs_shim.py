@@ -9,6 +9,10 @@
   `BENCH_GC_FREEZE=1` moves everything alive after startup to the permanent generation
   (gc.freeze). subscriptions_fanout.py uses them with `--gc` to measure what the collector
   costs during a fan-out. These are candidate app settings, measured without touching src/.
+- `BENCH_TRACEMALLOC=N` traces allocations (N frames) from startup and adds
+  GET /debug/tracemalloc: `?mark=1` keeps a snapshot; without it, the allocations grown since
+  the mark, grouped by the innermost frame of `ordergraph`/library code (`?key=traceback` for
+  whole stacks). Used by hand to find what one subscribed connection costs.
 """
 
 from __future__ import annotations
@@ -41,7 +45,33 @@ def _break_context_cycle() -> None:
     GraphQLApp.__call__ = __call__
 
 
+def _tracemalloc_route(starlette_app) -> None:
+    import tracemalloc  # noqa: PLC0415
+
+    marks: dict[str, tracemalloc.Snapshot] = {}
+
+    async def trace(request):
+        gc.collect()
+        snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        if request.query_params.get("mark") == "1":
+            marks["mark"] = snap
+            return JSONResponse({"marked": True})
+        key = request.query_params.get("key", "lineno")
+        top = int(request.query_params.get("top", "40"))
+        stats = snap.compare_to(marks["mark"], key)
+        out = [{"kib": round(s.size_diff / 1024, 1), "count": s.count_diff,
+                "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in s.traceback[-8:]]}
+               for s in stats[:top]]
+        return JSONResponse({"total_kib": round(sum(s.size_diff for s in stats) / 1024, 1), "top": out})
+
+    starlette_app.add_route("/debug/tracemalloc", trace)
+
+
 def create_app():
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        import tracemalloc  # noqa: PLC0415
+
+        tracemalloc.start(int(os.environ["BENCH_TRACEMALLOC"]))
     if os.environ.get("BENCH_BREAK_CONTEXT_CYCLE") == "1":
         _break_context_cycle()
     app = _create_app()
@@ -59,6 +89,8 @@ def create_app():
                 yield state
 
         starlette_app.router.lifespan_context = frozen
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        _tracemalloc_route(starlette_app)
     if os.environ.get("BENCH_OBJECT_COUNTS") == "1":
         async def objects(request):
             if request.query_params.get("collect") == "1":

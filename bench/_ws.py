@@ -90,21 +90,52 @@ def reset_stream() -> None:
 
 
 SHIM_ENTRY = "_subs_shim:create_app"  # the real app plus diagnostics (bench/_subs_shim.py)
+SERVE_ENTRY = "ordergraph serve"
+
+
+def _launch(cmd: list[str], env: dict[str, str], name: str, port: int) -> c.Server:
+    """A server process in its own process group, registered for cleanup, once /healthz answers."""
+    import subprocess  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(c.ROOT / "src"), str(c.ROOT)]), **env}
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{name}-{port}.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=full_env, cwd=c.ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    c._children.append(proc)  # noqa: SLF001 - _common stops it on exit, error and signals
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; log: {log_path}\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return c.Server(proc, base, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer /healthz within 30 s; log: {log_path}")
 
 
 def start_app(url: str, *, max_ws: int, name: str, shim_env: dict[str, str] | None = None) -> c.Server:
-    """`python -m uvicorn ordergraph.app:create_app --factory --workers 1` with PostgreSQL and Redis.
-    uvicorn's defaults otherwise, as `ordergraph serve` runs it: WebSockets through
-    websockets-sansio, permessage-deflate accepted when the client offers it, a ping every 20 s.
-    With `shim_env`, bench/_subs_shim.py serves the same app with those diagnostic settings."""
+    """The app as `ordergraph serve` runs it (`python -m ordergraph.cli serve`, one worker, its
+    options: no permessage-deflate, no access log), on PostgreSQL and Redis. With `shim_env`,
+    bench/_subs_shim.py serves the same app with those diagnostic settings, through uvicorn's
+    command line with the same options as `serve`."""
     import httpx  # noqa: PLC0415
 
     env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "20",
            "MAX_WS_CONNECTIONS_PER_VIEWER": str(max_ws)}
+    port = c.free_port()
     if shim_env:
-        srv = c.start_uvicorn(SHIM_ENTRY, env | shim_env, factory=True, app_dir=str(c.ROOT / "bench"), name=name)
+        cmd = [c.PYTHON, "-m", "uvicorn", SHIM_ENTRY, "--factory", "--app-dir", str(c.ROOT / "bench"),
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+               "--workers", "1", "--ws-per-message-deflate", "false"]
+        srv = _launch(cmd, env | shim_env, name, port)
     else:
-        srv = c.start_uvicorn(c.REAL_ENTRY, env, factory=True, name=name)
+        cmd = [c.PYTHON, "-m", "ordergraph.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        srv = _launch(cmd, env, name, port)
     ready = httpx.get(srv.base_url + "/readyz", timeout=10)
     if ready.status_code != 200:
         srv.stop()

@@ -220,7 +220,7 @@ async def main(args) -> dict:
     if args.gc_freeze:
         shim_env["BENCH_GC_FREEZE"] = "1"
     srv = w.start_app(url, max_ws=max(sizes) + 100, name="subs-fanout", shim_env=shim_env or None)
-    entry = f"{w.SHIM_ENTRY} {shim_env}" if shim_env else c.REAL_ENTRY
+    entry = f"{w.SHIM_ENTRY} {shim_env}" if shim_env else w.SERVE_ENTRY
     report["app_entry"] = entry
     print(f"[app] {entry} on {srv.base_url} (REDIS_URL {w.REDIS_URL}, pid {srv.proc.pid})")
     phases = []
