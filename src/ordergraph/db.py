@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -101,6 +101,155 @@ def placeholders(n: int, start: int = 1) -> list[str]:
     return ["?"] * n
 
 
+class Params:
+    """Collects a statement's values as its text is built; each call returns the value's marker
+    for the active dialect (`$n` on PostgreSQL, `?` on SQLite, bound in order of appearance)."""
+
+    __slots__ = ("values", "_numbered")
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self._numbered = dialect() == "postgres"
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self._numbered else "?"
+
+
+def insert_sql(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = "") -> tuple[str, list[Any]]:
+    """One multi-row INSERT. A value that is a `Raw` is spliced in as SQL (with its own values);
+    every other value is a parameter. Values go to the driver as they are: callers pass what the
+    column stores (JSON already encoded with `json_dumps`, enums as their value)."""
+    p = Params()
+    groups = []
+    for row in rows:
+        groups.append("(" + ", ".join(v.render(p) if isinstance(v, Raw) else p(v) for v in row) + ")")
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(groups)}"
+    if returning:
+        sql += f" RETURNING {returning}"
+    return sql, p.values
+
+
+class Raw:
+    """A piece of SQL inside `insert_sql`'s values: `sql` with `{}` for each of `values`."""
+
+    __slots__ = ("sql", "values")
+
+    def __init__(self, sql: str, *values: Any) -> None:
+        self.sql, self.values = sql, values
+
+    def render(self, p: Params) -> str:
+        return self.sql.format(*(p(v) for v in self.values))
+
+
+async def insert_many(
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
+) -> list[dict[str, Any]]:
+    """Insert `rows` in one statement; returns the RETURNING rows (in no promised order)."""
+    if not rows:
+        return []
+    sql, values = insert_sql(table, columns, rows, returning)
+    if returning:
+        return await fetch(sql, values)
+    await execute(sql, values)
+    return []
+
+
+def _insert_plan(model: type) -> tuple[tuple[str, str, Any], ...]:
+    """(field name, column, field) of every column an INSERT of `model` writes (all but a generated key)."""
+    plan = _plans.get(model)
+    if plan is None:
+        meta = model._meta
+        plan = tuple(
+            (name, column, meta.fields_map[name])
+            for name, column in meta.fields_db_projection.items()
+            if not (meta.fields_map[name].pk and meta.fields_map[name].generated)
+        )
+        _plans[model] = plan
+    return plan
+
+
+_plans: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+_MISSING = object()
+
+
+def model_rows(model: type, rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Columns and values to INSERT `rows` (field name -> value) of a Tortoise model, as
+    `Model.create` would write them: every column, the model's defaults (`auto_now`/`auto_now_add`
+    get the current time) for what a row leaves out, each value through its field's
+    `to_db_value`. A `Raw` value goes in as SQL."""
+    from tortoise import timezone  # noqa: PLC0415
+
+    plan = _insert_plan(model)
+    now = None
+    out = []
+    for row in rows:
+        values = []
+        for name, _, field in plan:
+            value = row.get(name, _MISSING)
+            if value is _MISSING:
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                    value = now = now or timezone.now()
+                elif field.default is not None:
+                    value = field.default() if callable(field.default) else field.default
+                elif field.null:
+                    value = None
+                else:
+                    raise ValueError(f"{model.__name__}.{name} has no value and no default")
+            values.append(value if isinstance(value, Raw) else field.to_db_value(value, model))
+        out.append(values)
+    return [column for _, column, _ in plan], out
+
+
+async def insert_rows(model: type, rows: Sequence[dict[str, Any]], returning: str = "") -> list[dict[str, Any]]:
+    """`insert_many` for a Tortoise model's rows given as field name -> value (see `model_rows`)."""
+    if not rows:
+        return []
+    columns, values = model_rows(model, rows)
+    return await insert_many(model._meta.db_table, columns, values, returning)
+
+
+async def create_rows(model: type, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """`Model.create` for each row in one INSERT; returns the instances with their ids, in order.
+
+    One INSERT numbers its rows in the order they are listed (PostgreSQL evaluates each row's
+    `nextval` in turn, SQLite hands out ascending rowids), so sorted ids match the rows.
+    """
+    if not rows:
+        return []
+    meta = model._meta
+    columns, values = model_rows(model, rows)
+    written = await insert_many(meta.db_table, columns, values, returning=meta.db_pk_column)
+    ids = sorted(r[meta.db_pk_column] for r in written)
+    return [
+        model._init_from_db(**{meta.db_pk_column: id_, **dict(zip(columns, row, strict=True))})
+        for id_, row in zip(ids, values, strict=True)
+    ]
+
+
+async def save_fields(obj: Any, fields: Sequence[str]) -> None:
+    """`obj.save(update_fields=fields)` in one plain UPDATE (an `auto_now` field gets the time)."""
+    from tortoise import timezone  # noqa: PLC0415
+
+    model = type(obj)
+    meta = model._meta
+    p = Params()
+    sets = []
+    for name in dict.fromkeys(fields):
+        field = meta.fields_map[name]
+        if getattr(field, "auto_now", False):
+            setattr(obj, name, timezone.now())
+        sets.append(f"{meta.fields_db_projection[name]} = {p(field.to_db_value(getattr(obj, name), model))}")
+    await execute(f"UPDATE {meta.db_table} SET {', '.join(sets)} WHERE {meta.db_pk_column} = {p(obj.pk)}", p.values)
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text exactly as Tortoise's JSONField writes it."""
+    from tortoise.fields.data import JSON_DUMPS  # noqa: PLC0415
+
+    return JSON_DUMPS(value)
+
+
 async def execute(sql: str, values: list[Any] | None = None) -> int:
     """Run a statement on the current (transaction-aware) connection; return rows affected."""
     rows, _ = await conn().execute_query(sql, values or [])
@@ -119,20 +268,62 @@ _after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar("_after_
 @asynccontextmanager
 async def transaction():
     """A transaction; nested ones are savepoints. `after_commit` callbacks run after the
-    outermost one commits, and are dropped when it rolls back."""
+    outermost one commits, and are dropped when it rolls back; those registered inside a
+    savepoint are dropped when the savepoint rolls back."""
     from tortoise.transactions import in_transaction  # noqa: PLC0415
 
-    outermost = _after_commit.get() is None
-    token = _after_commit.set([]) if outermost else None
+    pending = _after_commit.get()
+    if pending is not None:
+        # Writes held back for the end of the enclosing transaction go first: a savepoint that
+        # rolls back must not take them with it, and what runs inside it must see them.
+        for flush in _before_savepoint.get():
+            await flush()
+        mark = len(pending)
+        scope = _scope.set(object())
+        try:
+            async with in_transaction("default") as tx:
+                yield tx
+        except BaseException:
+            del pending[mark:]
+            raise
+        finally:
+            _scope.reset(scope)
+        return
+    callbacks: list[Callable[[], None]] = []
+    token = _after_commit.set(callbacks)
+    scope = _scope.set(object())
     try:
         async with in_transaction("default") as tx:
             yield tx
-        callbacks = _after_commit.get() if outermost else []
     finally:
-        if token is not None:
-            _after_commit.reset(token)
-    for callback in callbacks or ():
+        _scope.reset(scope)
+        _after_commit.reset(token)
+    for callback in callbacks:
         callback()
+
+
+# A token per transaction and per savepoint within it (Tortoise binds a savepoint to the same
+# client object as its transaction, so the client cannot tell them apart).
+_scope: ContextVar[object | None] = ContextVar("_scope", default=None)
+
+
+def current_scope() -> object | None:
+    """The innermost `transaction()` (or savepoint) the current task is in; None outside."""
+    return _scope.get()
+
+
+# Flushes of writes held back in the current transaction (see `flush_before_savepoints`).
+_before_savepoint: ContextVar[tuple[Callable[[], Awaitable[None]], ...]] = ContextVar("_before_savepoint", default=())
+
+
+@contextmanager
+def flush_before_savepoints(flush: Callable[[], Awaitable[None]]) -> Iterator[None]:
+    """While the block runs, `flush` is awaited before any nested transaction (savepoint) opens."""
+    token = _before_savepoint.set((*_before_savepoint.get(), flush))
+    try:
+        yield
+    finally:
+        _before_savepoint.reset(token)
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -25,3 +25,38 @@ async def test_a_pooled_query_is_one_statement_with_no_reset_on_release(db, monk
     # The session is what a fresh connection has: nothing was ever SET on it.
     rows = await fetch("SELECT count(*) AS n FROM pg_settings WHERE source = 'session'")
     assert rows[0]["n"] == 0
+
+
+async def test_rows_written_by_create_rows_read_back_as_model_create_writes_them(db):
+    """Plain INSERTs through the model's fields: same columns, defaults and conversions."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from ordergraph.db import create_rows, save_fields
+    from ordergraph.models import Order
+    from ordergraph.models.enums import OrderStatus, ServiceLevel
+    from tests import factories as f
+
+    channel = await f.channel("WEB", [await f.warehouse("EAST")])
+    now = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
+    values = {"channel_id": channel.id, "customer_email": "a@example.com", "shipping_address": {"city": "Zürich", "n": 1},
+              "service_level": ServiceLevel.EXPRESS, "currency": "USD", "subtotal": Decimal("12.50"),
+              "total": Decimal("12.5"), "placed_at": now}
+    by_orm = await Order.create(number="SO-A", **values)
+    [by_sql] = await create_rows(Order, [{"number": "SO-B", **values}])
+    assert by_sql.id == by_orm.id + 1
+
+    def fields(o):
+        return {k: getattr(o, k) for k in Order._meta.db_fields if k not in ("id", "number", "updated_at")}
+
+    stored_orm, stored_sql = await Order.get(id=by_orm.id), await Order.get(id=by_sql.id)
+    assert fields(stored_sql) == fields(stored_orm)
+    assert fields(by_sql) == fields(stored_sql)  # what create_rows returns is what was stored
+    assert stored_sql.status is OrderStatus.PENDING and stored_sql.notes == "" and stored_sql.cancelled_at is None
+    assert stored_sql.updated_at.tzinfo is not None
+    by_sql.status = OrderStatus.CONFIRMED
+    by_sql.number = "SO-C"
+    await save_fields(by_sql, ["number", "status", "updated_at"])
+    again = await Order.get(id=by_sql.id)
+    assert (again.number, again.status, again.updated_at) == ("SO-C", OrderStatus.CONFIRMED, by_sql.updated_at)
+    assert (await Order.get(id=by_orm.id)).number == "SO-A"

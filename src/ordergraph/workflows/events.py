@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.functions import Max
-
-from ordergraph.db import after_commit, conn
+from ordergraph.db import Params, Raw, after_commit, current_scope, fetch, flush_before_savepoints, insert_rows
 from ordergraph.models import Event
 
 # Where committed events go (the outbox publisher, installed by the app); None: nowhere yet,
@@ -34,17 +33,18 @@ def _publish_after_commit(event: Event, routing: dict[str, Any]) -> None:
         after_commit(lambda: sink(event, routing))
 
 # Last sequence written per aggregate in the current transaction: later events of the same
-# aggregate in that transaction need no MAX() query. Keyed by the transaction's client.
+# aggregate in that transaction need no MAX() query. Keyed by the transaction (or savepoint).
 _sequences: ContextVar[tuple[Any, dict[tuple[str, int], int]] | None] = ContextVar("_sequences", default=None)
 
 
 def _tx_cache() -> dict[tuple[str, int], int] | None:
-    client = conn()
-    if not isinstance(client, TransactionalDBClient):
+    scope = current_scope()
+    if scope is None:
         return None
     current = _sequences.get()
-    if current is None or current[0] is not client:
-        current = (client, {})
+    if current is None or current[0] is not scope:
+        # A new transaction, or a savepoint entered or left: what it knew may be wrong now.
+        current = (scope, {})
         _sequences.set(current)
     return current[1]
 
@@ -63,6 +63,127 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to append (the arguments of `record_event`)."""
+
+    aggregate_type: str
+    aggregate_id: int
+    type: str
+    actor: str
+    data: dict[str, Any] | None = None
+    order_id: int | None = None
+    new_aggregate: bool = False
+    routing: dict[str, Any] | None = None
+
+
+# The aggregate's next sequence, read in the INSERT itself: the caller holds the aggregate's row
+# lock (see `record_event`), and the INSERT's own unique index lookup finds the last one.
+_NEXT = "(SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = {} AND aggregate_id = {}) + {}"
+
+
+class _Batch:
+    """Events waiting to be written in one INSERT, in the order they were recorded."""
+
+    def __init__(self, scope: object | None) -> None:
+        self.scope = scope
+        self.events: list[tuple[Event, dict[str, Any], int]] = []  # event, routing, offset (0: sequence known)
+        self.unknown: dict[tuple[str, int], int] = {}  # aggregates whose last sequence is read at flush time
+
+    def add(self, e: NewEvent, cache: dict[tuple[str, int], int] | None, now: datetime) -> Event:
+        key = (e.aggregate_type, e.aggregate_id)
+        offset = 0
+        if key in self.unknown:
+            offset = self.unknown[key] = self.unknown[key] + 1
+            sequence = None
+        elif cache is not None and key in cache:
+            sequence = cache[key] = cache[key] + 1
+        elif e.new_aggregate:
+            sequence = 1  # created in this transaction: no earlier events can exist
+            if cache is not None:
+                cache[key] = 1
+        else:
+            offset = self.unknown[key] = 1
+            sequence = None
+        event = Event._init_from_db(
+            id=None, aggregate_type=e.aggregate_type, aggregate_id=e.aggregate_id, sequence=sequence,
+            order_id=e.order_id, type=e.type, data=jsonable(e.data or {}), actor=e.actor, created_at=now,
+            published_at=None,
+        )
+        self.events.append((event, e.routing or {}, offset))
+        return event
+
+    async def flush(self, cache: dict[tuple[str, int], int] | None) -> None:
+        """One INSERT for every held event; ids, sequences, the cache and the sink follow it.
+
+        An aggregate whose last sequence is not known yet and that has one event here gets its
+        sequence inside the INSERT; one with several gets it from one SELECT before (a later row
+        of a multi-row INSERT may or may not see the earlier ones, depending on the database).
+        """
+        if not self.events:
+            return
+        pending, self.events = self.events, []
+        unknown, self.unknown = self.unknown, {}
+        several = [k for k, n in unknown.items() if n > 1]
+        last = await _last_sequences(several) if several else {}
+        rows = []
+        for i, (event, routing, offset) in enumerate(pending):
+            key = (event.aggregate_type, event.aggregate_id)
+            if key in last:
+                event.sequence = last[key] + offset
+                pending[i] = (event, routing, 0)
+            sequence = Raw(_NEXT, *key, 1) if event.sequence is None else event.sequence
+            rows.append({"aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id, "sequence": sequence,
+                         "order_id": event.order_id, "type": event.type, "data": event.data, "actor": event.actor,
+                         "created_at": event.created_at})
+        written = await insert_rows(Event, rows, returning="id, aggregate_type, aggregate_id, sequence")
+        # RETURNING promises no order: match each row on its aggregate and sequence (an aggregate
+        # whose sequence was read in the INSERT has exactly one row).
+        by_key = {(r["aggregate_type"], r["aggregate_id"]): r for r in written}
+        by_seq = {(r["aggregate_type"], r["aggregate_id"], r["sequence"]): r for r in written}
+        for event, routing, offset in pending:
+            key = (event.aggregate_type, event.aggregate_id)
+            row = by_key[key] if offset else by_seq[(*key, event.sequence)]
+            event.id, event.sequence = row["id"], row["sequence"]
+            if cache is not None:
+                cache[key] = max(cache.get(key, 0), event.sequence)
+            _publish_after_commit(event, routing)
+
+
+async def _last_sequences(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    p = Params()
+    where = " OR ".join(f"(aggregate_type = {p(t)} AND aggregate_id = {p(i)})" for t, i in keys)
+    rows = await fetch(
+        f"SELECT aggregate_type, aggregate_id, max(sequence) AS m FROM events WHERE {where}"
+        " GROUP BY aggregate_type, aggregate_id",
+        p.values,
+    )
+    found = {(r["aggregate_type"], r["aggregate_id"]): r["m"] for r in rows}
+    return {k: found.get(k) or 0 for k in keys}
+
+
+# The batch held back by `deferred()` in the current transaction, if any.
+_deferred: ContextVar[_Batch | None] = ContextVar("_deferred", default=None)
+
+
+async def record_events(events: Sequence[NewEvent]) -> list[Event]:
+    """Append several events (in order) in one INSERT: `record_event` for each, in one statement.
+
+    Inside `deferred()` they join the transaction's held-back batch instead; their ids are set
+    when it is written.
+    """
+    if not events:
+        return []
+    cache = _tx_cache()
+    now = datetime.now(UTC)
+    held = _deferred.get()
+    batch = held if held is not None and held.scope is current_scope() else _Batch(None)
+    out = [batch.add(e, cache, now) for e in events]
+    if batch is not held:
+        await batch.flush(cache)
+    return out
+
+
 async def record_event(
     aggregate_type: str,
     aggregate_id: int,
@@ -77,36 +198,38 @@ async def record_event(
 
     Call it after the statement that changed the aggregate's row in the same transaction:
     that statement holds the row lock which makes `max(sequence) + 1` safe; the unique
-    (aggregate_type, aggregate_id, sequence) constraint is the last line.
+    (aggregate_type, aggregate_id, sequence) constraint is the last line. One statement: the
+    sequence is read inside the INSERT unless this transaction already knows it.
     """
-    cache = _tx_cache()
-    key = (aggregate_type, aggregate_id)
-    if cache is not None and key in cache:
-        last = cache[key]
-    elif new_aggregate:
-        last = 0  # created in this transaction: no earlier events can exist
-    else:
-        row = (
-            await Event.filter(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
-            .annotate(m=Max("sequence"))
-            .first()
-            .values("m")
-        )
-        last = (row or {}).get("m") or 0
-    sequence = last + 1
-    if cache is not None:
-        cache[key] = sequence
-    event = await Event.create(
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        sequence=sequence,
-        order_id=order_id,
-        type=type_,
-        data=jsonable(data or {}),
-        actor=actor,
-    )
-    _publish_after_commit(event, routing or {})
-    return event
+    event = NewEvent(aggregate_type, aggregate_id, type_, actor, data, order_id, new_aggregate, routing)
+    return (await record_events([event]))[0]
+
+
+@asynccontextmanager
+async def deferred() -> AsyncIterator[None]:
+    """Inside a transaction: hold the events recorded in the block and write them all in one
+    INSERT when it ends (and before any savepoint opens within it), still in the transaction.
+
+    Each event keeps its place (ids in recording order), its sequence and its time of
+    recording; the sink still gets them only after commit. Nothing is written if the block
+    raises. Code in the block must not read back the events it recorded.
+    """
+    scope = current_scope()
+    if scope is None or _deferred.get() is not None:
+        yield  # outside a transaction (or already deferring): write as usual
+        return
+    batch = _Batch(scope)
+    token = _deferred.set(batch)
+
+    async def flush() -> None:
+        await batch.flush(_tx_cache() if current_scope() is scope else None)
+
+    try:
+        with flush_before_savepoints(flush):
+            yield
+    finally:
+        _deferred.reset(token)
+    await flush()
 
 
 def order_routing(order: Any) -> dict[str, Any]:

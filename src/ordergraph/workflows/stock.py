@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ordergraph.db import execute, fetch, placeholders
+from ordergraph.db import execute, fetch, insert_rows, placeholders
 from ordergraph.models import InventoryLevel, StockMovement
 from ordergraph.models.enums import MovementKind
-from ordergraph.workflows.events import record_event
+from ordergraph.workflows.events import NewEvent, record_events
 
 
 class StockConflict(Exception):
@@ -95,8 +95,8 @@ async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState
     """Apply several changes as `move` would one after the other, in fewer statements.
 
     One conditional UPDATE per round (a round holds each level at most once, so a level that
-    appears twice is changed twice, in order), one INSERT for every ledger row, then the
-    events of each change in order. All or nothing: when a change is refused, what its round
+    appears twice is changed twice, in order), one INSERT for every ledger row, one INSERT for
+    every change's events (in order; see `events.record_events`). All or nothing: when a change is refused, what its round
     and the earlier rounds applied is put back, nothing else is written and StockConflict is
     raised. Returns each change's level after it.
 
@@ -121,24 +121,13 @@ async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState
         for i in round_:
             after[i] = by_id[changes[i].level_id]
     states = [a for a in after if a is not None]
-    await StockMovement.bulk_create([
-        StockMovement(
-            warehouse_id=a.warehouse_id,
-            variant_id=a.variant_id,
-            kind=c.kind,
-            quantity=_quantity(c),
-            on_hand_after=a.on_hand,
-            allocated_after=a.allocated,
-            reserved_after=a.reserved,
-            reason=c.reason,
-            reference=c.reference,
-            order_id=c.order_id,
-            actor=actor,
-        )
+    await insert_rows(StockMovement, [
+        {"warehouse_id": a.warehouse_id, "variant_id": a.variant_id, "kind": c.kind, "quantity": _quantity(c),
+         "on_hand_after": a.on_hand, "allocated_after": a.allocated, "reserved_after": a.reserved, "reason": c.reason,
+         "reference": c.reference, "order_id": c.order_id, "actor": actor}
         for c, a in zip(changes, states, strict=True)
     ])
-    for c, a in zip(changes, states, strict=True):
-        await _record_events(c, a, actor)
+    await record_events([e for c, a in zip(changes, states, strict=True) for e in _events(c, a, actor)])
     return states
 
 
@@ -199,7 +188,8 @@ def _undo_sql(applied: list[Change]) -> str:
     )
 
 
-async def _record_events(c: Change, after: LevelState, actor: str) -> None:
+def _events(c: Change, after: LevelState, actor: str) -> list[NewEvent]:
+    """The change's STOCK_CHANGED event, and LOW_STOCK when it crossed the reorder point downwards."""
     level = {
         "warehouse_id": after.warehouse_id,
         "variant_id": after.variant_id,
@@ -211,17 +201,18 @@ async def _record_events(c: Change, after: LevelState, actor: str) -> None:
         "reorder_point": after.reorder_point,
     }
     routing = {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
-    await record_event(
+    events = [NewEvent(
         "InventoryLevel", after.id, "STOCK_CHANGED", actor,
         {**level, "kind": c.kind, "quantity": _quantity(c), "reference": c.reference}, routing=routing,
-    )
+    )]
     # `available_before`: for callers that changed safety stock / reorder point just before.
     before_available = (
         c.available_before if c.available_before is not None
         else after.available + c.d_allocated + c.d_reserved - c.d_on_hand
     )
     if after.reorder_point > 0 and before_available > after.reorder_point >= after.available:
-        await record_event("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing)
+        events.append(NewEvent("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing))
+    return events
 
 
 async def get_level(level_id: int) -> LevelState | None:
