@@ -74,7 +74,11 @@ async def test_guest_tracks_with_number_and_email_only(gql, db):
     assert (await gql(TRACK, {"n": "SO-999999", "e": "ada@example.com"}))["trackOrder"] is None
     # A guest's tracked view has no addresses or customer name in the schema at all.
     body = await gql("{ __type(name: \"TrackedOrder\") { fields { name } } }")
-    assert {fld["name"] for fld in body["__type"]["fields"]} == {"number", "status", "placedAt", "updatedAt", "serviceLevel", "email", "lines"}
+    assert {fld["name"] for fld in body["__type"]["fields"]} == {"number", "status", "placedAt", "updatedAt", "serviceLevel", "email", "lines", "shipments"}
+    # ... and its shipments no label, cost or address either
+    body = await gql("{ __type(name: \"TrackedShipment\") { fields { name } } }")
+    assert {fld["name"] for fld in body["__type"]["fields"]} == {
+        "carrier", "trackingNumber", "status", "estimatedDelivery", "shippedAt", "deliveredAt", "trackingUrl", "timeline"}
 
 
 async def test_anonymous_sees_no_orders(gql, db):

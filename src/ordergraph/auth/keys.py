@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 
-from ordergraph.auth.viewer import ALL_SCOPES, PARTNER_SCOPES, Viewer, ViewerKind
+from ordergraph.auth.viewer import ALL_SCOPES, PARTNER_DEFAULT_SCOPES, PARTNER_SCOPES, Viewer, ViewerKind
 from ordergraph.models import ApiKey, Partner
 from ordergraph.models.enums import Role
 
@@ -30,7 +30,7 @@ def _hash(key: str) -> str:
 async def create_api_key(
     role: Role, scopes: list[str] | None = None, partner_code: str | None = None, name: str = ""
 ) -> tuple[str, ApiKey]:
-    scopes = list(scopes or (ALL_SCOPES if role is Role.STAFF else PARTNER_SCOPES))
+    scopes = list(scopes or (ALL_SCOPES if role is Role.STAFF else PARTNER_DEFAULT_SCOPES))
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
         raise KeyError_(f"unknown scopes: {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")

@@ -11,9 +11,12 @@ ALL_SCOPES = (
     "inventory:write",
     "catalog:write",
     "payments:write",
+    "fulfillment:write",
     "admin",
 )
-PARTNER_SCOPES = ("orders:read", "orders:write", "inventory:read")
+# A 3PL partner with fulfillment:write records tracking scans for its channels' shipments.
+PARTNER_SCOPES = ("orders:read", "orders:write", "inventory:read", "fulfillment:write")
+PARTNER_DEFAULT_SCOPES = ("orders:read", "orders:write", "inventory:read")
 
 
 class ViewerKind(StrEnum):

@@ -4,9 +4,10 @@ Each domain module contributes one Query and one Mutation class; the root schema
 """
 
 from ordergraph.resolvers.catalog import CatalogMutation, CatalogQuery
+from ordergraph.resolvers.fulfillment import FulfillmentMutation, FulfillmentQuery
 from ordergraph.resolvers.inventory import InventoryMutation, InventoryQuery
 from ordergraph.resolvers.network import NetworkMutation, NetworkQuery
 from ordergraph.resolvers.orders import OrderMutation, OrderQuery
 
-QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery]
-MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation]
+QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery, FulfillmentQuery]
+MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation, FulfillmentMutation]

@@ -69,6 +69,20 @@ class IdempotencyKeyReusedError(Error):
     pass
 
 
+@strawberry.type(description="A scan or a short pick the pick list does not allow: MISPICK (not on the list), "
+                             "OVERPICK (more than still to pick), SHORT_PICK_EXCEEDS_REMAINING.")
+class PickError(Error):
+    sku: str | None = None
+    remaining: int | None = None
+    expected: list[str] | None = None
+
+
+@strawberry.type(description="The carrier refused or could not be reached; `retryable` says whether trying again may help.")
+class CarrierFailure(Error):
+    carrier_code: str | None = None
+    retryable: bool = False
+
+
 @strawberry.type(description="Any other refusal of a workflow rule.")
 class OperationError(Error):
     pass
@@ -84,8 +98,16 @@ ERROR_TYPES = (
     InsufficientStockError,
     PaymentError,
     IdempotencyKeyReusedError,
+    PickError,
+    CarrierFailure,
     OperationError,
 )
+
+_PICK_CODES = {Code.MISPICK, Code.OVERPICK, Code.SHORT_PICK_EXCEEDS_REMAINING}
+_CARRIER_CODES = {
+    Code.ADDRESS_UNSERVICEABLE, Code.PARCEL_TOO_HEAVY, Code.SERVICE_UNAVAILABLE, Code.CARRIER_UNAVAILABLE,
+    Code.LABEL_ALREADY_USED, Code.UNKNOWN_CARRIER, Code.NO_RATES,
+}
 
 _PAYMENT_CODES = {
     Code.PAYMENT_DECLINED,
@@ -144,6 +166,12 @@ def to_graphql_error(exc: DomainError | ValidationFailed) -> Error:
             field=exc.field,
             decline_code=exc.details.get("decline_code"),
         )
+    if exc.code in _PICK_CODES:
+        return PickError(code=exc.code, message=exc.message, field=exc.field, sku=exc.details.get("sku"),
+                         remaining=exc.details.get("remaining"), expected=exc.details.get("expected"))
+    if exc.code in _CARRIER_CODES:
+        return CarrierFailure(code=exc.code, message=exc.message, field=exc.field,
+                              carrier_code=exc.details.get("carrier_code"), retryable=bool(exc.details.get("retryable")))
     if exc.code is Code.IDEMPOTENCY_KEY_REUSED:
         return IdempotencyKeyReusedError(code=exc.code, message=exc.message, field=exc.field)
     return OperationError(code=exc.code, message=exc.message, field=exc.field)

@@ -14,7 +14,9 @@ from ordergraph.auth.permissions import can_read_order
 from ordergraph.models import Order, Payment
 from ordergraph.resolvers.loaders import loader
 from ordergraph.schema.catalog import ProductVariantType
+from ordergraph.resolvers.fulfillment_loaders import floader
 from ordergraph.schema.common import Money, money
+from ordergraph.schema.fulfillment import FulfillmentOrderType, ShipmentType, TrackedShipment, tracked_shipments
 from ordergraph.schema.enums import (
     AllocationStatus,
     HoldReason,
@@ -240,6 +242,14 @@ class OrderType(relay.Node):
     async def on_hold(self, info: Info) -> bool:
         return any(h.released_at is None for h in await loader(info, "holds_by_order").load(self.id))
 
+    @strawberry.field(description="One per warehouse that ships part of the order.")
+    async def fulfillment_orders(self, info: Info) -> list[FulfillmentOrderType]:
+        return [FulfillmentOrderType.from_model(f) for f in await floader(info, "fos_by_order").load(self.id)]
+
+    @strawberry.field(description="Every package sent (or with a label bought), with its tracking timeline.")
+    async def shipments(self, info: Info) -> list[ShipmentType]:
+        return [ShipmentType.from_model(s) for s in await floader(info, "shipments_by_order").load(self.id)]
+
     @strawberry.field
     async def payments(self, info: Info) -> list[PaymentType]:
         return [PaymentType.from_model(p) for p in await loader(info, "payments_by_order").load(self.id)]
@@ -290,6 +300,10 @@ class TrackedOrder:
                         cancelled_quantity=ln.cancelled_quantity)
             for ln in await loader(info, "lines_by_order").load(self.order_id)
         ]
+
+    @strawberry.field(description="The order's shipments: carrier, tracking number, status, ETA and timeline.")
+    async def shipments(self, info: Info) -> list[TrackedShipment]:
+        return await tracked_shipments(info, self.order_id)
 
 
 @strawberry.type
