@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ordergraph.db import transaction
+from ordergraph.db import Params, dialect, execute, fetch, insert_rows, save_fields, transaction
 from ordergraph.models import (
     Allocation,
     InventoryLevel,
@@ -59,8 +59,14 @@ def _distance_km(lat1, lon1, lat2, lon2) -> float:
 
 
 async def candidate_warehouses(channel: SalesChannel, country: str) -> list[Warehouse]:
-    rows = await Warehouse.filter(channel_links__channel_id=channel.id, active=True).order_by("priority", "code")
-    return [w for w in rows if not w.ship_countries or country in w.ship_countries]
+    p = Params()
+    rows = await fetch(
+        "SELECT w.* FROM warehouses w JOIN channel_warehouses l ON l.warehouse_id = w.id"
+        f" WHERE l.channel_id = {p(channel.id)} AND w.active = {p(True)} ORDER BY w.priority, w.code",
+        p.values,
+    )
+    warehouses = [Warehouse._init_from_db(**r) for r in rows]
+    return [w for w in warehouses if not w.ship_countries or country in w.ship_countries]
 
 
 def _order_by_strategy(strategy, warehouses: list[Warehouse], address: dict) -> list[Warehouse]:
@@ -131,20 +137,28 @@ def _fewest_shipments_order(warehouses, needs, free) -> list[Warehouse]:
     return chosen + pool
 
 
+async def _levels(warehouse_ids: list[int], variant_ids: list[int], lock: bool) -> dict[tuple[int, int], InventoryLevel]:
+    if not warehouse_ids or not variant_ids:
+        return {}
+    p = Params()
+    sql = (
+        f"SELECT * FROM inventory_levels WHERE warehouse_id IN ({', '.join(p(int(w)) for w in warehouse_ids)})"
+        f" AND variant_id IN ({', '.join(p(int(v)) for v in variant_ids)}) ORDER BY id"
+    )
+    if lock and dialect() == "postgres":
+        sql += " FOR UPDATE"  # SQLite: the transaction holds the whole database's write lock
+    rows = [InventoryLevel._init_from_db(**r) for r in await fetch(sql, p.values)]
+    return {(r.warehouse_id, r.variant_id): r for r in rows}
+
+
 async def lock_levels(warehouse_ids: list[int], variant_ids: list[int]) -> dict[tuple[int, int], InventoryLevel]:
     """Lock the inventory rows involved, always in id order, and return them."""
-    rows = (
-        await InventoryLevel.filter(warehouse_id__in=warehouse_ids, variant_id__in=variant_ids)
-        .order_by("id")
-        .select_for_update()
-    )
-    return {(r.warehouse_id, r.variant_id): r for r in rows}
+    return await _levels(warehouse_ids, variant_ids, lock=True)
 
 
 async def read_levels(warehouse_ids: list[int], variant_ids: list[int]) -> dict[tuple[int, int], InventoryLevel]:
     """The same rows as `lock_levels`, read without locking them."""
-    rows = await InventoryLevel.filter(warehouse_id__in=warehouse_ids, variant_id__in=variant_ids)
-    return {(r.warehouse_id, r.variant_id): r for r in rows}
+    return await _levels(warehouse_ids, variant_ids, lock=False)
 
 
 class PlanChanged(Exception):
@@ -198,11 +212,10 @@ async def _move_stock(order: Order, plan: Plan, actor: str) -> None:
 
 async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan) -> None:
     """The order's side of a plan: its allocation rows and its lines' quantities."""
-    if plan.takes:
-        await Allocation.bulk_create([
-            Allocation(line=line, order_id=order.id, warehouse_id=level.warehouse_id, quantity=qty)
-            for line, level, qty in plan.takes
-        ])
+    await insert_rows(Allocation, [
+        {"line_id": line.id, "order_id": order.id, "warehouse_id": level.warehouse_id, "quantity": qty}
+        for line, level, qty in plan.takes
+    ])
     allocated: dict[int, int] = defaultdict(int)
     for line, _, qty in plan.takes:
         allocated[line.id] += qty
@@ -210,9 +223,20 @@ async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: 
         line.allocated_quantity += allocated[line.id]
         line.backordered_quantity = plan.short.get(line.id, 0)
     if needs:
-        await OrderLine.bulk_update([line for line, _ in needs], fields=["allocated_quantity", "backordered_quantity"])
+        await execute(_lines_sql([line for line, _ in needs]))
     if plan.short:
         ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
+
+
+def _lines_sql(lines: list[OrderLine]) -> str:
+    """One UPDATE of the lines' allocated and backordered quantities (ints only: inlined)."""
+    values = ", ".join(
+        f"({int(ln.id)}, {int(ln.allocated_quantity)}, {int(ln.backordered_quantity)})" for ln in lines
+    )
+    return (
+        f"WITH v(lid, a, b) AS (VALUES {values}) UPDATE order_lines SET allocated_quantity = v.a,"
+        " backordered_quantity = v.b FROM v WHERE order_lines.id = v.lid"
+    )
 
 
 async def allocate_lines(
@@ -326,7 +350,7 @@ async def _allocated(
 ) -> None:
     before = order.status
     order.status = choose(target, status_of(lines))
-    await order.save(update_fields=[*also_save, "status", "updated_at"])
+    await save_fields(order, [*also_save, "status", "updated_at"])
     skus = {ln.id: ln.sku for ln in lines}
     codes = {w.id: w.code for w in plan.warehouses}
     await order_event(

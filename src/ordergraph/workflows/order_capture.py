@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
+from ordergraph.db import Params, fetch
 from ordergraph.models import Order, ProductVariant, SalesChannel
 from ordergraph.workflows.commands import Address, PlaceOrderCommand
 from ordergraph.workflows.errors import DomainError, ErrorCode, Problems
@@ -50,7 +51,7 @@ def _camel(key: str) -> str:
 async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[int] | None = None) -> ValidOrder:
     """`allowed_channel_ids`: when given, any other channel answers exactly like an unknown one."""
     problems = Problems()
-    channel = await SalesChannel.get_or_none(code=cmd.channel_code)
+    channel = await _one(SalesChannel, "code", cmd.channel_code)
     if channel is not None and allowed_channel_ids is not None and channel.id not in allowed_channel_ids:
         channel = None
     if channel is None:
@@ -69,7 +70,7 @@ async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[
         problems.add(ErrorCode.REQUIRED, "an order needs at least one line", "lines")
     if len(cmd.lines) > MAX_LINES:
         problems.add(ErrorCode.INVALID_VALUE, f"at most {MAX_LINES} lines", "lines")
-    variants = {v.sku: v for v in await ProductVariant.filter(sku__in=[ln.sku for ln in cmd.lines])}
+    variants = {v.sku: v for v in await _by_skus([ln.sku for ln in cmd.lines])}
     seen: dict[tuple, int] = {}
     prices: list[Decimal] = []
     for i, ln in enumerate(cmd.lines):
@@ -100,6 +101,21 @@ async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[
     problems.raise_if_any()
     subtotal = sum((p * ln.quantity for p, ln in zip(prices, cmd.lines, strict=True)), Decimal("0"))
     return ValidOrder(channel, variants, prices, channel.currency, subtotal.quantize(CENT))
+
+
+async def _one(model, column: str, value) -> object | None:
+    p = Params()
+    rows = await fetch(f"SELECT * FROM {model._meta.db_table} WHERE {column} = {p(value)} LIMIT 1", p.values)
+    return model._init_from_db(**rows[0]) if rows else None
+
+
+async def _by_skus(skus: list[str]) -> list[ProductVariant]:
+    skus = list(dict.fromkeys(skus))
+    if not skus:
+        return []
+    p = Params()
+    rows = await fetch(f"SELECT * FROM product_variants WHERE sku IN ({', '.join(p(s) for s in skus)})", p.values)
+    return [ProductVariant._init_from_db(**r) for r in rows]
 
 
 def _line_price(ln, variant, channel, problems: Problems, i: int) -> Decimal:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 
-from ordergraph.db import transaction
+from ordergraph.db import create_rows, save_fields, transaction
 from ordergraph.integrations.payments import GatewayUnavailable
 from ordergraph.models import Order, OrderHold, OrderLine, Payment
 from ordergraph.models.enums import HoldReason, OrderStatus, PaymentStatus
@@ -17,7 +17,7 @@ from ordergraph.workflows import allocation, payments
 from ordergraph.workflows.backorders import on_stock_increased
 from ordergraph.workflows.commands import PaymentCommand, PlaceOrderCommand
 from ordergraph.workflows.errors import DomainError, ErrorCode, ValidationFailed
-from ordergraph.workflows.events import order_event
+from ordergraph.workflows.events import deferred, order_event
 from ordergraph.workflows.order_capture import duplicate_external_id, validate_order
 from ordergraph.workflows.order_lifecycle import ORDER, OrderContext
 from ordergraph.models.enums import CaptureMode
@@ -73,33 +73,35 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
 async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehouses, *, plan_before_locking: bool) -> Order:
     channel = valid.channel
     try:
-        async with transaction():
-            order = await Order.create(
-                number=f"TMP-{uuid.uuid4().hex[:24]}",
-                channel=channel,
-                external_id=cmd.external_id,
-                customer_email=cmd.customer_email.strip().lower(),
-                customer_name=cmd.customer_name.strip(),
-                customer_phone=cmd.customer_phone.strip(),
-                shipping_address=_address(cmd.shipping_address),
-                billing_address=_address(cmd.billing_address or cmd.shipping_address),
-                service_level=cmd.service_level,
-                notes=cmd.notes,
-                currency=valid.currency,
-                subtotal=valid.subtotal,
-                total=valid.subtotal,
-                placed_at=datetime.now(UTC),
-            )
+        # The events of the whole placement go in one INSERT at its end (still in the transaction).
+        async with transaction(), deferred():
+            now = datetime.now(UTC)
+            [order] = await create_rows(Order, [{
+                "number": f"TMP-{uuid.uuid4().hex[:24]}",
+                "channel_id": channel.id,
+                "external_id": cmd.external_id,
+                "customer_email": cmd.customer_email.strip().lower(),
+                "customer_name": cmd.customer_name.strip(),
+                "customer_phone": cmd.customer_phone.strip(),
+                "shipping_address": _address(cmd.shipping_address),
+                "billing_address": _address(cmd.billing_address or cmd.shipping_address),
+                "service_level": cmd.service_level,
+                "notes": cmd.notes,
+                "currency": valid.currency,
+                "subtotal": valid.subtotal,
+                "total": valid.subtotal,
+                "placed_at": now,
+                "updated_at": now,
+            }])
             # The number (and CONFIRMED, below) reach the row with its next update, in this
             # transaction: no one else sees the row before it commits.
             order.number = f"SO-{order.id:06d}"
-            lines = []
-            for i, (ln, price) in enumerate(zip(cmd.lines, valid.prices, strict=True)):
-                v = valid.variants[ln.sku]
-                lines.append(await OrderLine.create(
-                    order=order, position=i, variant=v, sku=v.sku, name=v.name,
-                    external_line_id=ln.external_line_id, quantity=ln.quantity, unit_price=price,
-                ))
+            lines = await create_rows(OrderLine, [
+                {"order_id": order.id, "position": i, "variant_id": valid.variants[ln.sku].id, "sku": ln.sku,
+                 "name": valid.variants[ln.sku].name, "external_line_id": ln.external_line_id,
+                 "quantity": ln.quantity, "unit_price": price}
+                for i, (ln, price) in enumerate(zip(cmd.lines, valid.prices, strict=True))
+            ])
             await order_event(
                 order, "ORDER_PLACED", actor, new=True, status=order.status, channel=channel.code, total=order.total,
                 currency=order.currency, lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
@@ -107,7 +109,7 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
             if auth is not None:
                 await payments.record_authorization(order, cmd.payment.gateway, cmd.payment.method, auth, actor)
                 if not auth.approved:
-                    await order.save(update_fields=["number"])
+                    await save_fields(order, ["number"])
                     await _hold(order, HoldReason.PAYMENT, f"payment declined: {auth.decline_code}", actor)
                     if cmd.reservation_token:
                         await _release_reservation(cmd.reservation_token, actor)

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ordergraph.db import transaction
+from ordergraph.db import create_rows, insert_rows, transaction
 from ordergraph.integrations.payments import (
     AuthorizationResult,
     GatewayUnavailable,
@@ -56,28 +56,28 @@ async def record_authorization(
 ) -> Payment:
     """Inside the placement transaction: the payment row, its transaction and event."""
     status = PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.FAILED
-    payment = await Payment.create(
-        order=order,
-        gateway=gateway,
-        method=method,
-        status=status,
-        currency=order.currency,
-        amount=order.total,
-        authorized_amount=order.total if result.approved else Decimal("0"),
-        authorization_ref=result.reference,
-        authorization_expires_at=result.expires_at,
-        failure_code=None if result.approved else result.decline_code,
-        failure_message=None if result.approved else result.message,
-    )
-    await PaymentTransaction.create(
-        payment=payment,
-        kind=TransactionKind.AUTHORIZE,
-        amount=order.total,
-        success=result.approved,
-        gateway_ref=result.reference,
-        error_code=None if result.approved else result.decline_code,
-        error_message=None if result.approved else result.message,
-    )
+    [payment] = await create_rows(Payment, [{
+        "order_id": order.id,
+        "gateway": gateway,
+        "method": method,
+        "status": status,
+        "currency": order.currency,
+        "amount": order.total,
+        "authorized_amount": order.total if result.approved else Decimal("0"),
+        "authorization_ref": result.reference,
+        "authorization_expires_at": result.expires_at,
+        "failure_code": None if result.approved else result.decline_code,
+        "failure_message": None if result.approved else result.message,
+    }])
+    await insert_rows(PaymentTransaction, [{
+        "payment_id": payment.id,
+        "kind": TransactionKind.AUTHORIZE,
+        "amount": order.total,
+        "success": result.approved,
+        "gateway_ref": result.reference,
+        "error_code": None if result.approved else result.decline_code,
+        "error_message": None if result.approved else result.message,
+    }])
     if result.approved:
         await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=order.total, currency=order.currency)
     else:

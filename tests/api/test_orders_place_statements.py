@@ -1,0 +1,47 @@
+"""What one placeOrder sends to the database."""
+
+import logging
+
+from tests import factories as f
+from tests.orders_helpers import PLACE, order_input, world
+
+
+class _Log(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.sql: list[str] = []
+
+    def emit(self, record):
+        self.sql.append(str(record.args[0] if record.args else record.msg))
+
+
+async def test_place_order_takes_fifteen_statements_and_writes_its_events_in_one(gql, db):
+    await world()
+    key = await f.staff_key()
+    first = await gql(PLACE, {"input": order_input([("SKU-A", 1)])}, auth=key)  # the key is remembered after
+    assert first["placeOrder"]["__typename"] == "OrderPayload"
+    logger = logging.getLogger("tortoise.db_client")
+    log, level = _Log(), logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(log)
+    try:
+        r = await gql(PLACE, {"input": order_input([("SKU-A", 4), ("SKU-B", 1)])}, auth=key)
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(level)
+    assert r["placeOrder"]["order"]["status"] == "ALLOCATED"
+    kinds = [" ".join(s.split()[:3]).upper() for s in log.sql]
+    events = [i for i, k in enumerate(kinds) if k == "INSERT INTO EVENTS"]
+    assert len(events) == 1, kinds
+    # Before the transaction: channel, variants, candidate warehouses. In it: the order, its
+    # lines, the payment, its transaction, the levels read, the allocations, the lines' and the
+    # order's updates; locked: the levels, their UPDATE, the ledger; every event in one INSERT.
+    assert kinds[: events[0] + 1] == [
+        "SELECT * FROM", "SELECT * FROM", "SELECT W.* FROM",
+        "INSERT INTO ORDERS", "INSERT INTO ORDER_LINES", "INSERT INTO PAYMENTS", "INSERT INTO PAYMENT_TRANSACTIONS",
+        "SELECT * FROM", "INSERT INTO ALLOCATIONS", "WITH V(LID, A,", "UPDATE ORDERS SET",
+        "SELECT * FROM", "WITH V(LID, DH,", "INSERT INTO STOCK_MOVEMENTS", "INSERT INTO EVENTS",
+    ]
+    # After it only reads for the answer's fields, and the publisher marking the events published.
+    writes = [k for k in kinds[events[0] + 1:] if not k.startswith("SELECT")]
+    assert writes in ([], ['UPDATE "EVENTS" SET']), kinds
