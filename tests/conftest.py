@@ -137,7 +137,13 @@ async def _tables() -> list[str]:
 
 @pytest.fixture(autouse=True)
 async def clean_db(request) -> AsyncIterator[None]:
-    """Every test starts with empty tables (schema and migrations stay)."""
+    """Every test starts with empty tables (schema and migrations stay), and with fresh local
+    payment gateway and carriers: their idempotency keys derive from row ids, which restart."""
+    from ordergraph.integrations.carriers.registry import reset_local_carriers  # noqa: PLC0415
+    from ordergraph.integrations.payments.registry import reset_local_gateway  # noqa: PLC0415
+
+    reset_local_gateway()
+    reset_local_carriers()
     if "db" not in request.fixturenames:
         yield
         return

@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from ordergraph.auth.permissions import can_read_order
 from ordergraph.integrations.carriers.registry import tracking_url
-from ordergraph.models import FulfillmentOrder, Order, PickList, Shipment
+from ordergraph.models import FulfillmentOrder, Order, PickList, Shipment, TrackingEvent
 from ordergraph.resolvers.fulfillment_loaders import floader
 from ordergraph.schema.common import Money, money
 from ordergraph.schema.enums import (
@@ -346,22 +346,23 @@ class TrackedShipment:
     estimated_delivery: date | None
     shipped_at: datetime | None
     delivered_at: datetime | None
-    shipment_id: strawberry.Private[int]
+    timeline: list[TrackingEventType]
 
     @strawberry.field
     def tracking_url(self) -> str:
         return tracking_url(self.carrier, self.tracking_number)
 
-    @strawberry.field
-    async def timeline(self, info: Info) -> list[TrackingEventType]:
-        return [_tracking(t) for t in await floader(info, "tracking_by_shipment").load(self.shipment_id)]
-
 
 async def tracked_shipments(info: Info, order_id: int) -> list[TrackedShipment]:
+    """Read afresh each time (two statements), not through the request's loaders: a live
+    `orderTracking` subscription resolves this again after every event on one context."""
+    shipments = await Shipment.filter(order_id=order_id).exclude(status="VOIDED").order_by("id")
+    scans: dict[int, list] = {s.id: [] for s in shipments}
+    for t in await TrackingEvent.filter(shipment_id__in=list(scans)).order_by("occurred_at", "id"):
+        scans[t.shipment_id].append(_tracking(t))
     return [
         TrackedShipment(carrier=s.carrier, tracking_number=s.tracking_number, status=s.status,
                         estimated_delivery=s.estimated_delivery, shipped_at=s.shipped_at, delivered_at=s.delivered_at,
-                        shipment_id=s.id)
-        for s in await floader(info, "shipments_by_order").load(order_id) if s.status != "VOIDED"
+                        timeline=scans[s.id])
+        for s in shipments
     ]
-

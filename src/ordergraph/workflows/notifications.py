@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ordergraph.db import after_commit, execute, placeholders
@@ -54,6 +54,14 @@ async def _claim(n: Notification) -> bool:
     return changed == 1
 
 
+def _context(stored: dict[str, Any]) -> dict[str, Any]:
+    """The template's context as it was queued (dates come back from JSON as ISO strings)."""
+    ctx = dict(stored)
+    if isinstance(ctx.get("eta"), str):
+        ctx["eta"] = date.fromisoformat(ctx["eta"])
+    return ctx
+
+
 async def deliver_pending(limit: int = 50) -> int:
     """Send the pending messages; returns how many were sent."""
     from ordergraph.integrations.notifications import NotificationError, get_notifier, render  # noqa: PLC0415
@@ -68,7 +76,7 @@ async def deliver_pending(limit: int = 50) -> int:
             continue
         attempts = n.attempts + 1
         try:
-            message = render(n.template, n.context, to=[n.recipient], idempotency_key=n.key)
+            message = render(n.template, _context(n.context), to=[n.recipient], idempotency_key=n.key)
             message_id = await notifier.send(message)
         except NotificationError as exc:
             final = not exc.retryable or attempts >= MAX_ATTEMPTS
@@ -76,7 +84,7 @@ async def deliver_pending(limit: int = 50) -> int:
                 last_error=f"{exc.code}: {exc}"[:500],
                 status=NotificationStatus.FAILED if final else NotificationStatus.PENDING,
             )
-            log.warning("notification_failed", key=n.key, code=str(exc.code), final=final)
+            log.warning("notification_failed", key=n.key, code=str(exc.code), error=exc.message, final=final)
             continue
         except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried like an outage
             await Notification.filter(id=n.id).update(
