@@ -72,6 +72,7 @@ class StockPolicyInput:
     sku: str
     safety_stock: int
     reorder_point: int
+    bin_location: str | None = strawberry.field(default=None, description="Unchanged when not given.")
 
 
 @strawberry.input
@@ -223,7 +224,7 @@ class InventoryMutation:
     ) -> StockChangeResult:
         i, actor = input, info.context.viewer.actor
         return await _change_stock(info, "setStockPolicy", idempotency_key, i, lambda: wf.set_stock_policy(
-            i.warehouse, i.sku, i.safety_stock, i.reorder_point, actor))
+            i.warehouse, i.sku, i.safety_stock, i.reorder_point, actor, bin_location=i.bin_location))
 
     @strawberry.mutation
     async def reserve_stock(

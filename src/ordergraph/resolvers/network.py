@@ -10,7 +10,7 @@ from strawberry.types import Info
 from ordergraph.models import SalesChannel, Warehouse
 from ordergraph.resolvers.mutation import run_mutation
 from ordergraph.schema.common import Connection, paginate
-from ordergraph.schema.enums import AllocationStrategy, CaptureMode, ChannelKind, StockPolicy
+from ordergraph.schema.enums import AllocationStrategy, CaptureMode, CarrierSelection, ChannelKind, StockPolicy
 from ordergraph.schema.errors import (
     IdempotencyKeyReusedError,
     InvalidInputError,
@@ -76,6 +76,8 @@ class CreateSalesChannelInput:
     sets_prices: bool = False
     active: bool = True
     warehouses: list[str] = strawberry.field(default_factory=list, description="warehouse codes")
+    carrier_selection: CarrierSelection = CarrierSelection.CHEAPEST
+    preferred_carrier: str | None = None
 
 
 @strawberry.input
@@ -89,6 +91,8 @@ class UpdateSalesChannelInput:
     sets_prices: bool | None = None
     active: bool | None = None
     warehouses: list[str] | None = strawberry.field(default=None, description="replaces the links")
+    carrier_selection: CarrierSelection | None = None
+    preferred_carrier: str | None = None
 
 
 @strawberry.input

@@ -60,6 +60,7 @@ class InventoryLevelType(relay.Node):
     reserved: int
     safety_stock: int
     reorder_point: int
+    bin_location: str = strawberry.field(description="Where pickers find it (aisle-rack-shelf); pick lists walk in this order.")
     available: int = strawberry.field(description="What may still be promised: onHand − allocated − reserved − safetyStock.")
     below_reorder_point: bool = strawberry.field(description="A reorder point is set and available has reached it.")
     updated_at: datetime
@@ -75,6 +76,7 @@ class InventoryLevelType(relay.Node):
             reserved=lvl.reserved,
             safety_stock=lvl.safety_stock,
             reorder_point=lvl.reorder_point,
+            bin_location=lvl.bin_location,
             available=lvl.available,
             below_reorder_point=lvl.reorder_point > 0 and lvl.available <= lvl.reorder_point,
             updated_at=lvl.updated_at,

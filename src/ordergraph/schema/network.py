@@ -17,7 +17,7 @@ from tortoise.expressions import Q, Subquery
 
 from ordergraph.auth.viewer import Viewer
 from ordergraph.models import ChannelWarehouse, Partner, SalesChannel, Warehouse
-from ordergraph.schema.enums import AllocationStrategy, CaptureMode, ChannelKind, StockPolicy
+from ordergraph.schema.enums import AllocationStrategy, CaptureMode, CarrierSelection, ChannelKind, StockPolicy
 
 NOTHING = Q(id=-1)
 
@@ -152,6 +152,8 @@ class SalesChannelType(relay.Node):
     capture_mode: CaptureMode
     sets_prices: bool
     active: bool
+    carrier_selection: CarrierSelection
+    preferred_carrier: str | None
 
     @classmethod
     def from_model(cls, c: SalesChannel) -> SalesChannelType:
@@ -166,6 +168,8 @@ class SalesChannelType(relay.Node):
             capture_mode=c.capture_mode,
             sets_prices=c.sets_prices,
             active=c.active,
+            carrier_selection=c.carrier_selection,
+            preferred_carrier=c.preferred_carrier,
         )
 
     @strawberry.field(description="The warehouses this channel ships from, in priority order.")

@@ -170,19 +170,24 @@ def _insufficient(sku: str, requested: int, available: int) -> DomainError:
 
 
 async def set_stock_policy(
-    warehouse_code: str, sku: str, safety_stock: int, reorder_point: int, actor: str
+    warehouse_code: str, sku: str, safety_stock: int, reorder_point: int, actor: str, *, bin_location: str | None = None,
 ) -> tuple[StockMovement]:
-    """Set safety stock and reorder point of a level (created if missing)."""
+    """Set safety stock, reorder point and (when given) bin location of a level (created if missing)."""
     problems = Problems()
     target = await _target(warehouse_code, sku, problems)
     for field, value in (("safetyStock", safety_stock), ("reorderPoint", reorder_point)):
         if not 0 <= value <= MAX_QUANTITY:
             problems.add(ErrorCode.INVALID_VALUE, f"{field} must be between 0 and {MAX_QUANTITY}", field)
+    if bin_location is not None and (len(bin_location.strip()) > 32 or not bin_location.strip().isprintable()):
+        problems.add(ErrorCode.INVALID_VALUE, "binLocation is at most 32 printable characters", "binLocation")
     problems.raise_if_any()
     async with transaction():
         level = (await _locked([target.warehouse.id], target.variant.id, create=True))[target.warehouse.id]
         before = {"safety_stock": level.safety_stock, "reorder_point": level.reorder_point}
         after = {"safety_stock": safety_stock, "reorder_point": reorder_point}
+        if bin_location is not None:
+            before["bin_location"] = level.bin_location
+            after["bin_location"] = bin_location.strip()
         await InventoryLevel.filter(id=level.id).update(**after)
         reason = "; ".join(f"{k} {before[k]}→{after[k]}" for k in after)
         await record_event(

@@ -14,7 +14,7 @@ from tortoise.exceptions import IntegrityError
 
 from ordergraph.db import transaction
 from ordergraph.models import ChannelWarehouse, Partner, SalesChannel, Warehouse
-from ordergraph.models.enums import AllocationStrategy, CaptureMode, ChannelKind, StockPolicy
+from ordergraph.models.enums import AllocationStrategy, CaptureMode, CarrierSelection, ChannelKind, StockPolicy
 from ordergraph.workflows.errors import DomainError, ErrorCode, Problems, ValidationFailed
 from ordergraph.workflows.events import record_event
 from ordergraph.workflows.validation import COUNTRIES, CURRENCIES
@@ -51,6 +51,8 @@ class ChannelSpec:
     sets_prices: bool = False
     active: bool = True
     warehouse_codes: list[str] = field(default_factory=list)
+    carrier_selection: CarrierSelection = CarrierSelection.CHEAPEST
+    preferred_carrier: str | None = None
 
 
 def _check_code(code: str, problems: Problems, pattern: re.Pattern = CODE_PATTERN) -> None:
@@ -171,7 +173,8 @@ async def update_warehouse(code: str, changes: dict[str, Any], actor: str) -> Wa
 
 # ---------------------------------------------------------------- sales channels
 
-CHANNEL_FIELDS = ("name", "kind", "currency", "allocation_strategy", "stock_policy", "capture_mode", "sets_prices", "active")
+CHANNEL_FIELDS = ("name", "kind", "currency", "allocation_strategy", "stock_policy", "capture_mode", "sets_prices", "active",
+                  "carrier_selection", "preferred_carrier")
 
 
 async def _warehouse_ids(codes: list[str], problems: Problems) -> list[int]:
@@ -188,6 +191,15 @@ def _check_channel(spec: ChannelSpec, problems: Problems) -> None:
     _check_name(spec.name, problems)
     if spec.currency not in CURRENCIES:
         problems.add(ErrorCode.INVALID_VALUE, f"unknown currency {spec.currency}", "currency")
+    if spec.preferred_carrier is not None:
+        from ordergraph.integrations.carriers import available_carriers  # noqa: PLC0415
+
+        codes = sorted(c.code for c in available_carriers())
+        if spec.preferred_carrier not in codes:
+            problems.add(ErrorCode.UNKNOWN_CARRIER, f"no carrier {spec.preferred_carrier!r}; offered: {', '.join(codes)}",
+                         "preferredCarrier")
+    if spec.carrier_selection is CarrierSelection.PREFERRED and not spec.preferred_carrier:
+        problems.add(ErrorCode.REQUIRED, "carrier selection PREFERRED needs a preferred carrier", "preferredCarrier")
 
 
 async def _link_warehouses(channel: SalesChannel, warehouse_ids: list[int]) -> None:
