@@ -22,6 +22,7 @@ from ordergraph.models import Order, Warehouse
 from ordergraph.models.enums import (
     AllocationStrategy,
     CaptureMode,
+    CarrierSelection,
     ChannelKind,
     HoldReason,
     Role,
@@ -143,7 +144,7 @@ class DemoOrder:
     lines: list[tuple[str, int]]
     token: str = "tok_approve"
     service_level: ServiceLevel = ServiceLevel.STANDARD
-    then: str | None = None  # "cancel" or "hold"
+    then: str | None = None  # "cancel", "hold", "ship" (picked, packed, labelled, shipped) or "deliver"
     hold: HoldReason | None = None
     note: str = ""
     discount: str = "0.90"  # marketplace price as a share of list price
@@ -159,13 +160,13 @@ def _mkt(customer: str, *lines: tuple[str, int], **kw) -> DemoOrder:
 
 DEMO_ORDERS = [
     # the web store: in-stock orders allocate from the nearest warehouse that can ship them
-    _web("ada", ("TEE-CHARCOAL-M", 2), ("SOCK-M", 1)),
-    _web("ada", ("JKT-OLIVE-M", 1), service_level=ServiceLevel.EXPRESS),
+    _web("ada", ("TEE-CHARCOAL-M", 2), ("SOCK-M", 1), then="deliver"),
+    _web("ada", ("JKT-OLIVE-M", 1), service_level=ServiceLevel.EXPRESS, then="ship"),
     _web("ada", ("PACK-BLACK", 1), ("BTL-STEEL", 1)),
     _web("ada", ("HOOD-HEATHERGREY-M", 1), then="cancel", note="Ordered the wrong size"),
     _web("ada", ("BELT-BROWN-34", 1), then="hold", hold=HoldReason.ADDRESS, note="Apartment number to confirm"),
     _web("ada", ("BEANIE-RUST", 2), token="tok_decline"),  # payment declined: PAYMENT hold
-    _web("grace", ("SHOE-SLATE-42", 1), ("SOCK-L", 2)),
+    _web("grace", ("SHOE-SLATE-42", 1), ("SOCK-L", 2), then="ship"),
     _web("grace", ("VEST-NAVY-M", 1), service_level=ServiceLevel.NEXT_DAY),
     _web("alan", ("CHINO-KHAKI-32", 2), ("BELT-BROWN-32", 1)),
     _web("alan", ("TEE-NAVY-L", 3)),
@@ -246,6 +247,7 @@ async def _seed_network(result: SeedResult) -> None:
             code="MKT", name="Acme Marketplace", kind=ChannelKind.MARKETPLACE, currency="USD",
             allocation_strategy=AllocationStrategy.FEWEST_SHIPMENTS, stock_policy=StockPolicy.ACCEPT,
             capture_mode=CaptureMode.ON_CONFIRMATION, sets_prices=True, warehouse_codes=["EWR", "RNO"],
+            carrier_selection=CarrierSelection.PREFERRED, preferred_carrier="econopost",
         ),
         ACTOR,
     )
@@ -255,7 +257,7 @@ async def _seed_network(result: SeedResult) -> None:
 
 async def _seed_catalog(result: SeedResult) -> None:
     codes = [code for code, *_ in WAREHOUSES]
-    for spec in CATALOG:
+    for aisle, spec in enumerate(CATALOG, start=1):
         variants = [
             VariantSpec(
                 sku=sku_for(spec, opts), name=variant_name(spec, opts), price=Decimal(spec.price),
@@ -264,14 +266,15 @@ async def _seed_catalog(result: SeedResult) -> None:
             for opts in spec.options
         ]
         await create_product(spec.name, spec.description, True, variants, ACTOR)
-        for variant in variants:
+        for shelf, variant in enumerate(variants, start=1):
             quantities = spec.overrides.get(variant.sku, spec.stock)
             for code, on_hand in zip(codes, quantities, strict=True):
                 if on_hand is None:
                     continue  # not stocked in this warehouse
                 if on_hand:
                     await inventory.receive_stock(code, variant.sku, on_hand, "Opening stock", "SEED", ACTOR)
-                await inventory.set_stock_policy(code, variant.sku, SAFETY_STOCK, REORDER_POINT, ACTOR)
+                await inventory.set_stock_policy(code, variant.sku, SAFETY_STOCK, REORDER_POINT, ACTOR,
+                                                 bin_location=f"{code[0]}-{aisle:02d}-{shelf:02d}")
                 result.stocked_levels += 1
         result.variants += len(variants)
 
@@ -317,11 +320,45 @@ async def _seed_orders(result: SeedResult) -> None:
                 order = await cancel_order(order.id, spec.note, actor)
             elif spec.then == "hold":
                 order = await place_hold(order.id, spec.hold, spec.note, ACTOR)
+            elif spec.then in ("ship", "deliver"):
+                order = await _fulfil(order, deliver=spec.then == "deliver")
         except Exception as exc:
             raise RuntimeError(f"demo order {n} ({spec.channel}, {spec.lines}) failed: {exc}") from exc
         status = str(order.status)
         result.orders[status] = result.orders.get(status, 0) + 1
     result.on_hold = await Order.filter(holds__released_at__isnull=True, holds__id__isnull=False).distinct().count()
+
+
+async def _fulfil(order: Order, *, deliver: bool) -> Order:
+    """Take an allocated order through the warehouse: pick, pack, label, ship; then the
+    carrier's scans up to delivery when `deliver`."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from ordergraph.db import transaction  # noqa: PLC0415
+    from ordergraph.models import FulfillmentLine, FulfillmentOrder  # noqa: PLC0415
+    from ordergraph.models.enums import TrackingStatus  # noqa: PLC0415
+    from ordergraph.workflows import fulfillment, shipping  # noqa: PLC0415
+
+    async with transaction():  # (allocation makes them; harmless when it did)
+        await fulfillment.create_fulfillment_orders(await Order.select_for_update().get(id=order.id), ACTOR)
+    for fo in await FulfillmentOrder.filter(order_id=order.id).order_by("id"):
+        pick_list = await fulfillment.create_batch_pick_list(fo.warehouse_id, "picker:demo", fulfillment_order_ids=[fo.id])
+        lines = await FulfillmentLine.filter(fulfillment_order_id=fo.id).order_by("id")
+        for fl in lines:
+            await fulfillment.confirm_pick(pick_list.id, fl.sku, fl.quantity, "picker:demo")
+        grams = 250 * sum(fl.quantity for fl in lines) + 150
+        [package] = await fulfillment.pack(fo.id, [fulfillment.PackageSpec(
+            grams, Decimal(30), Decimal(25), Decimal(12), [(fl.sku, fl.quantity) for fl in lines])], "packer:demo")
+        shipment = await shipping.buy_label(package.id, "packer:demo")
+        await shipping.ship(shipment.id, "packer:demo")
+        if deliver:
+            start = datetime.now(UTC) - timedelta(days=2)
+            for i, status in enumerate((TrackingStatus.PICKED_UP, TrackingStatus.IN_TRANSIT,
+                                        TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED)):
+                await shipping.record_tracking_event(shipment.tracking_number, status, start + timedelta(hours=10 * i),
+                                                     f"carrier:{shipment.carrier}", location="Springfield, IL",
+                                                     event_id=f"demo-{shipment.tracking_number}-{i}")
+    return await Order.get(id=order.id)
 
 
 def credentials_text(result: SeedResult) -> str:

@@ -42,6 +42,7 @@ def test_catalog_tables_are_consistent():
         assert order.customer in seed.CUSTOMERS
         assert {sku for sku, _ in order.lines} <= known
         assert (order.then == "hold") == (order.hold is not None)
+        assert order.then in (None, "cancel", "hold", "ship", "deliver")
     assert sum(o.customer == "ada" for o in seed.DEMO_ORDERS) >= 5
 
 
@@ -116,7 +117,11 @@ async def test_orders_go_through_the_workflow(db):
     orders = await Order.all()
     assert len(orders) == len(seed.DEMO_ORDERS) == sum(result.orders.values())
     statuses = {o.status for o in orders}
-    assert {OrderStatus.ALLOCATED, OrderStatus.CANCELLED, OrderStatus.BACKORDERED} <= statuses
+    assert {OrderStatus.ALLOCATED, OrderStatus.CANCELLED, OrderStatus.BACKORDERED, OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED} <= statuses
+    shipped = [o for o in seed.DEMO_ORDERS if o.then in ("ship", "deliver")]
+    assert await Order.filter(status__in=[OrderStatus.SHIPPED, OrderStatus.DELIVERED]).count() == len(shipped)
+    assert await Order.filter(status=OrderStatus.DELIVERED).count() == sum(o.then == "deliver" for o in shipped)
     assert OrderStatus.PARTIALLY_ALLOCATED in statuses
     assert sum(o.customer_email == seed.DEMO_CUSTOMER for o in orders) >= 5
     assert await Order.filter(channel__code="MKT").exclude(external_id=None).count() == sum(
