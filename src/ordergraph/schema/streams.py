@@ -22,7 +22,7 @@ def event_time(created_at: str) -> datetime:
 
 # The StreamEvent of a message, made once and shared by every subscriber that yields it (the
 # message object is the one the bus decoded once for the whole process).
-_STREAM_EVENTS_KEPT = 256
+_STREAM_EVENTS_KEPT = 64
 _stream_events: dict[int, tuple[EventMessage, StreamEvent]] = {}
 
 

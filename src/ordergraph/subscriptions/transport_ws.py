@@ -59,7 +59,17 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def run_operation(self, operation: Operation) -> None:
         _operation.set((self, operation))  # this task's context only
-        await super().run_operation(operation)
+        try:
+            await super().run_operation(operation)
+        finally:
+            # Let go of what would keep the connection in memory until a full collection after
+            # the client has gone: this task's context holds the operation, which holds the task
+            # (a cycle), and graphql-core's executor holds bound methods of itself (another one).
+            executor = _executor.get()
+            if executor is not None:
+                executor.async_helpers = None  # nothing runs on it any more
+            _executor.set(None)
+            _operation.set(None)
 
 
 def _variables_key(variables: dict[str, Any] | None) -> str:
