@@ -116,15 +116,21 @@ class Params:
         return f"${len(self.values)}" if self._numbered else "?"
 
 
-def insert_sql(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = "") -> tuple[str, list[Any]]:
+def insert_sql(
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = "",
+    before: Callable[[Params], str] | None = None,
+) -> tuple[str, list[Any]]:
     """One multi-row INSERT. A value that is a `Raw` is spliced in as SQL (with its own values);
     every other value is a parameter. Values go to the driver as they are: callers pass what the
-    column stores (JSON already encoded with `json_dumps`, enums as their value)."""
+    column stores (JSON already encoded with `json_dumps`, enums as their value). `before(params)`
+    gives a WITH clause to put in front (PostgreSQL's data-modifying CTEs: several writes in one
+    statement)."""
     p = Params()
+    head = before(p) + " " if before else ""
     groups = []
     for row in rows:
         groups.append("(" + ", ".join(v.render(p) if isinstance(v, Raw) else p(v) for v in row) + ")")
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(groups)}"
+    sql = f"{head}INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(groups)}"
     if returning:
         sql += f" RETURNING {returning}"
     return sql, p.values
@@ -143,12 +149,13 @@ class Raw:
 
 
 async def insert_many(
-    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = "",
+    before: Callable[[Params], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Insert `rows` in one statement; returns the RETURNING rows (in no promised order)."""
     if not rows:
         return []
-    sql, values = insert_sql(table, columns, rows, returning)
+    sql, values = insert_sql(table, columns, rows, returning, before)
     if returning:
         return await fetch(sql, values)
     await execute(sql, values)
@@ -201,12 +208,14 @@ def model_rows(model: type, rows: Sequence[dict[str, Any]]) -> tuple[list[str], 
     return [column for _, column, _ in plan], out
 
 
-async def insert_rows(model: type, rows: Sequence[dict[str, Any]], returning: str = "") -> list[dict[str, Any]]:
+async def insert_rows(
+    model: type, rows: Sequence[dict[str, Any]], returning: str = "", before: Callable[[Params], str] | None = None
+) -> list[dict[str, Any]]:
     """`insert_many` for a Tortoise model's rows given as field name -> value (see `model_rows`)."""
     if not rows:
         return []
     columns, values = model_rows(model, rows)
-    return await insert_many(model._meta.db_table, columns, values, returning)
+    return await insert_many(model._meta.db_table, columns, values, returning, before)
 
 
 async def create_rows(model: type, rows: Sequence[dict[str, Any]]) -> list[Any]:

@@ -89,3 +89,35 @@ async def test_a_refused_change_in_the_first_round_leaves_the_others_untouched(d
         await move_many([Change(x.id, ALLOC, d_allocated=1), Change(y.id, ALLOC, d_allocated=5)], actor=ACTOR)
     assert (exc.value.level_id, exc.value.available) == (y.id, 4)
     assert await _state() == before
+
+
+async def _locked(*levels):
+    from ordergraph.workflows.stock import get_level  # noqa: PLC0415
+
+    return {lv.id: await get_level(lv.id) for lv in levels}
+
+
+async def test_changes_given_the_locked_state_write_what_the_plain_batch_writes(db):
+    x, y, z = await _levels()
+    with pytest.raises(_RollBack):
+        async with transaction():
+            plain = await move_many(_changes(x, y, z), actor=ACTOR)
+            expected = await _state()
+            raise _RollBack
+    async with transaction():
+        given = await move_many(_changes(x, y, z), actor=ACTOR, locked=await _locked(x, y, z))
+    assert given == plain
+    got = await _state()
+    assert got == expected
+    assert [(e[1], e[2]) for e in got[2] if e[0] == x.id] == [(1, "STOCK_CHANGED"), (2, "LOW_STOCK"), (3, "STOCK_CHANGED")]
+
+
+async def test_a_change_refused_against_the_locked_state_writes_nothing(db):
+    x, y, z = await _levels()
+    before = await _state()
+    changes = [Change(x.id, ALLOC, d_allocated=3), Change(y.id, ALLOC, d_allocated=4), Change(x.id, ALLOC, d_allocated=6)]
+    with pytest.raises(StockConflict) as exc:
+        async with transaction():
+            await move_many(changes, actor=ACTOR, locked=await _locked(x, y, z))
+    assert (exc.value.level_id, exc.value.available) == (x.id, 8)  # as the plain batch reports it: before the batch
+    assert await _state() == before

@@ -38,7 +38,7 @@ from ordergraph.observability import ALLOCATION_FAILURES
 from ordergraph.workflows.errors import DomainError, ErrorCode
 from ordergraph.workflows.events import order_event
 from ordergraph.workflows.order_lifecycle import ORDER, OrderContext, choose
-from ordergraph.workflows.stock import Change, move_many
+from ordergraph.workflows.stock import Change, LevelState, move_many
 
 
 ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
@@ -198,8 +198,12 @@ async def _check_short(order_channel: SalesChannel, needs, plan: Plan, levels, w
         raise insufficient_stock(refused, plan, levels, warehouses)
 
 
-async def _move_stock(order: Order, plan: Plan, actor: str) -> None:
-    """Under the row locks: every take in one stock UPDATE, one ledger INSERT, the events."""
+async def _move_stock(order: Order, plan: Plan, actor: str, locked: dict | None = None) -> None:
+    """Under the row locks: every take in one stock UPDATE, one ledger INSERT, the events.
+
+    `locked`: the levels as just read under their locks (see `stock.move_many`): on PostgreSQL
+    the three writes (and the events held back) then go in one statement.
+    """
     await move_many(
         [
             Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
@@ -207,7 +211,13 @@ async def _move_stock(order: Order, plan: Plan, actor: str) -> None:
             for _, level, qty in plan.takes
         ],
         actor=actor,
+        locked=None if locked is None else {lvl.id: _state(lvl) for lvl in locked.values()},
     )
+
+
+def _state(lvl: InventoryLevel) -> LevelState:
+    return LevelState(lvl.id, lvl.warehouse_id, lvl.variant_id, lvl.on_hand, lvl.allocated, lvl.reserved,
+                      lvl.safety_stock, lvl.reorder_point)
 
 
 async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan) -> None:
@@ -338,10 +348,11 @@ async def run_allocation(
         )
     await _record_allocations(order, channel, needs, early)
     await _allocated(order, target, lines, early, actor, also_save)
-    plan = _plan(channel, order, warehouses, needs, await lock_levels(*keys))
+    locked = await lock_levels(*keys)
+    plan = _plan(channel, order, warehouses, needs, locked)
     if not _same(plan, early):
         raise PlanChanged
-    await _move_stock(order, plan, actor)
+    await _move_stock(order, plan, actor, locked)
     return order
 
 

@@ -113,15 +113,19 @@ class _Batch:
         self.events.append((event, e.routing or {}, offset))
         return event
 
-    async def flush(self, cache: dict[tuple[str, int], int] | None) -> None:
+    async def flush(
+        self, cache: dict[tuple[str, int], int] | None, before: Callable[[Params], str] | None = None,
+        returning: str = "",
+    ) -> list[dict[str, Any]]:
         """One INSERT for every held event; ids, sequences, the cache and the sink follow it.
+        `before`/`returning`: see `record_events_with`; returns the INSERT's rows.
 
         An aggregate whose last sequence is not known yet and that has one event here gets its
         sequence inside the INSERT; one with several gets it from one SELECT before (a later row
         of a multi-row INSERT may or may not see the earlier ones, depending on the database).
         """
         if not self.events:
-            return
+            return []
         pending, self.events = self.events, []
         unknown, self.unknown = self.unknown, {}
         several = [k for k, n in unknown.items() if n > 1]
@@ -136,7 +140,10 @@ class _Batch:
             rows.append({"aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id, "sequence": sequence,
                          "order_id": event.order_id, "type": event.type, "data": event.data, "actor": event.actor,
                          "created_at": event.created_at})
-        written = await insert_rows(Event, rows, returning="id, aggregate_type, aggregate_id, sequence")
+        written = await insert_rows(
+            Event, rows, returning="id, aggregate_type, aggregate_id, sequence" + (f", {returning}" if returning else ""),
+            before=before,
+        )
         # RETURNING promises no order: match each row on its aggregate and sequence (an aggregate
         # whose sequence was read in the INSERT has exactly one row).
         by_key = {(r["aggregate_type"], r["aggregate_id"]): r for r in written}
@@ -148,6 +155,7 @@ class _Batch:
             if cache is not None:
                 cache[key] = max(cache.get(key, 0), event.sequence)
             _publish_after_commit(event, routing)
+        return written
 
 
 async def _last_sequences(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -182,6 +190,23 @@ async def record_events(events: Sequence[NewEvent]) -> list[Event]:
     if batch is not held:
         await batch.flush(cache)
     return out
+
+
+async def record_events_with(
+    before: Callable[[Params], str], events: Sequence[NewEvent], returning: str
+) -> dict[str, Any]:
+    """Write `events` at once, with any this transaction holds back (`deferred`), in one INSERT
+    that `before(params)` gives a WITH clause (PostgreSQL only: other writes in the same
+    statement). Returns the `returning` columns of one row of the INSERT."""
+    if not events:
+        raise ValueError("record_events_with needs at least one event")
+    cache = _tx_cache()
+    now = datetime.now(UTC)
+    held = _deferred.get()
+    batch = held if held is not None and held.scope is current_scope() else _Batch(None)
+    for e in events:
+        batch.add(e, cache, now)
+    return (await batch.flush(cache, before, returning))[0]
 
 
 async def record_event(

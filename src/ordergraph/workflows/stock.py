@@ -10,13 +10,13 @@ a STOCK_CHANGED event; crossing the reorder point downwards also records a LOW_S
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from ordergraph.db import execute, fetch, insert_rows, placeholders
+from ordergraph.db import Params, dialect, execute, fetch, insert_rows, model_rows, placeholders
 from ordergraph.models import InventoryLevel, StockMovement
 from ordergraph.models.enums import MovementKind
-from ordergraph.workflows.events import NewEvent, record_events
+from ordergraph.workflows.events import NewEvent, record_events, record_events_with
 
 
 class StockConflict(Exception):
@@ -91,7 +91,9 @@ async def move(
     return (await move_many([change], actor=actor))[0]
 
 
-async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState]:
+async def move_many(
+    changes: Sequence[Change], *, actor: str, locked: Mapping[int, LevelState] | None = None
+) -> list[LevelState]:
     """Apply several changes as `move` would one after the other, in fewer statements.
 
     One conditional UPDATE per round (a round holds each level at most once, so a level that
@@ -103,9 +105,18 @@ async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState
     One UPDATE locks its rows in no fixed order: to change more than one level, the caller
     holds their row locks already, taken in id order (as allocation does), or deadlocks may
     follow between concurrent callers.
+
+    `locked`: the current state of every level changed, read by the caller under the row locks
+    it holds until its transaction ends. Each change is then checked here first (a refused one
+    raises StockConflict with nothing written), and on PostgreSQL the stock UPDATE, the ledger
+    and the events (with those the transaction holds back, see `events.deferred`) go in one
+    statement. Should the database still refuse a change, StockConflict is raised after that
+    statement and the caller's transaction must roll back.
     """
     if not changes:
         return []
+    if locked is not None and dialect() == "postgres":
+        return await _move_locked(changes, actor, locked)
     after: list[LevelState | None] = [None] * len(changes)
     applied: list[Change] = []
     for round_ in _rounds(changes):
@@ -121,14 +132,61 @@ async def move_many(changes: Sequence[Change], *, actor: str) -> list[LevelState
         for i in round_:
             after[i] = by_id[changes[i].level_id]
     states = [a for a in after if a is not None]
-    await insert_rows(StockMovement, [
+    await insert_rows(StockMovement, _ledger_rows(changes, states, actor))
+    await record_events([e for c, a in zip(changes, states, strict=True) for e in _events(c, a, actor)])
+    return states
+
+
+def _apply(c: Change, s: LevelState) -> LevelState | None:
+    """The level after `c`, or None when the conditional UPDATE would refuse it."""
+    on_hand, allocated, reserved = s.on_hand + c.d_on_hand, s.allocated + c.d_allocated, s.reserved + c.d_reserved
+    after = replace(s, on_hand=on_hand, allocated=allocated, reserved=reserved)
+    if min(on_hand, allocated, reserved) < 0 or allocated + reserved > on_hand:
+        return None
+    if c.respect_safety_stock and (c.d_allocated > 0 or c.d_reserved > 0) and after.available < 0:
+        return None
+    return after
+
+
+async def _move_locked(changes: Sequence[Change], actor: str, locked: Mapping[int, LevelState]) -> list[LevelState]:
+    current = dict(locked)
+    states = []
+    for c in changes:
+        after = _apply(c, current[c.level_id])
+        if after is None:
+            raise StockConflict(c.level_id, locked[c.level_id].available)  # as `move_many` reports it
+        current[c.level_id] = after
+        states.append(after)
+    totals: dict[int, Change] = {}
+    for c in changes:
+        t = totals.get(c.level_id)
+        totals[c.level_id] = c if t is None else replace(
+            t, d_on_hand=t.d_on_hand + c.d_on_hand, d_allocated=t.d_allocated + c.d_allocated,
+            d_reserved=t.d_reserved + c.d_reserved, respect_safety_stock=t.respect_safety_stock or c.respect_safety_stock,
+        )
+    columns, ledger = model_rows(StockMovement, _ledger_rows(changes, states, actor))
+
+    def before(p: Params) -> str:
+        values = ", ".join("(" + ", ".join(p(v) for v in row) + ")" for row in ledger)
+        return (
+            f"WITH _stock AS ({_update_sql(list(totals.values()), returning='id')}),"
+            f" _ledger AS (INSERT INTO stock_movements ({', '.join(columns)}) VALUES {values})"
+        )
+
+    events = [e for c, a in zip(changes, states, strict=True) for e in _events(c, a, actor)]
+    row = await record_events_with(before, events, returning="(SELECT count(*) FROM _stock) AS _changed")
+    if row["_changed"] != len(totals):  # never while the caller holds the locks it says it holds
+        raise StockConflict(changes[0].level_id, -1)
+    return states
+
+
+def _ledger_rows(changes: Sequence[Change], states: Sequence[LevelState], actor: str) -> list[dict]:
+    return [
         {"warehouse_id": a.warehouse_id, "variant_id": a.variant_id, "kind": c.kind, "quantity": _quantity(c),
          "on_hand_after": a.on_hand, "allocated_after": a.allocated, "reserved_after": a.reserved, "reason": c.reason,
          "reference": c.reference, "order_id": c.order_id, "actor": actor}
         for c, a in zip(changes, states, strict=True)
-    ])
-    await record_events([e for c, a in zip(changes, states, strict=True) for e in _events(c, a, actor)])
-    return states
+    ]
 
 
 def _quantity(c: Change) -> int:
@@ -154,7 +212,7 @@ def _values(rows: list[tuple[int, ...]]) -> str:
     return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
 
 
-def _update_sql(changes: list[Change]) -> str:
+def _update_sql(changes: list[Change], returning: str = _COLUMNS) -> str:
     """One conditional UPDATE of distinct levels; a level is changed only if its own change fits."""
     rows = [
         (c.level_id, c.d_on_hand, c.d_allocated, c.d_reserved,
@@ -169,7 +227,7 @@ def _update_sql(changes: list[Change]) -> str:
         "AND on_hand + v.dh >= 0 AND allocated + v.da >= 0 AND reserved + v.dr >= 0 "
         "AND allocated + v.da + reserved + v.dr <= on_hand + v.dh "
         "AND (v.strict = 0 OR on_hand + v.dh - allocated - v.da - reserved - v.dr - safety_stock >= 0) "
-        f"RETURNING {_COLUMNS}"
+        f"RETURNING {returning}"
     )
 
 
