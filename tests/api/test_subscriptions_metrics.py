@@ -49,3 +49,43 @@ async def test_active_subscriptions_gauge_up_on_subscribe_and_zero_after_disconn
     await clients[2].send({"id": "1", "type": "complete"})
     await _wait_for(gql, "ordergraph_active_subscriptions", 0)
     await clients[2].close()
+
+
+async def test_a_dropped_subscription_is_freed_without_waiting_for_the_garbage_collector(gql, server, db):
+    """After an abrupt disconnect, the server's objects for the connection (the protocol
+    handler, its context, the subscription's executor) go as soon as nothing uses them, not
+    at the next full collection: with thousands of connections dropping at once, cycles keep
+    hundreds of megabytes waiting and the collection that frees them stalls every client."""
+    import gc
+
+    from ordergraph.context import Context
+    from ordergraph.subscriptions.transport_ws import SubscriptionExecutor, TransportWSHandler
+
+    watched = (TransportWSHandler, Context, SubscriptionExecutor)
+
+    def alive() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, watched))
+
+    await world()
+    key = await f.staff_key()
+    r = (await gql(PLACE, {"input": order_input([("SKU-A", 1)])}, auth=key))["placeOrder"]
+    await _wait_for(gql, "ordergraph_active_subscriptions", 0)
+    gc.collect()
+    gc.disable()
+    try:
+        before = alive()
+        clients = [await WSClient.connect(server, key) for _ in range(3)]
+        for ws in clients:
+            await ws.subscribe(ORDER_EVENTS, {"id": r["order"]["id"], "after": "0"})
+            await ws.take(4)
+        assert alive() >= before + 3 * len(watched)  # what is counted is there while connected
+        for ws in clients:
+            ws.ws.transport.abort()
+        await _wait_for(gql, "ordergraph_active_subscriptions", 0)
+        for _ in range(40):  # the connections' tasks end on the loop's next turns
+            if alive() == before:
+                break
+            await asyncio.sleep(0.05)
+        assert alive() == before
+    finally:
+        gc.enable()
