@@ -2,62 +2,12 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from ordergraph.models.enums import CarrierSelection, FulfillmentStatus, NotificationStatus, PickListKind, PickListStatus, ServiceLevel, ShipmentStatus, TrackingSource, TrackingStatus
+from ordergraph.models.enums import CarrierSelection, ShipmentDirection, FulfillmentStatus, NotificationStatus, PickListKind, PickListStatus, ServiceLevel, ShipmentStatus, TrackingSource, TrackingStatus
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 
-
-class AddCheckConstraint(ops.AddConstraint):
-    """A CHECK constraint of a table created (empty) in this migration.
-
-    Tortoise's CreateModel leaves CHECK constraints out on both backends. On PostgreSQL this
-    is the plain AddConstraint. On SQLite AddConstraint would rebuild the table through its
-    model state (losing its indexes and writing the constraint twice); the table is new and
-    empty, so it is re-created here from its own CREATE TABLE text with the CHECK added and
-    its indexes put back.
-    """
-
-    async def database_forward(self, app_label, old_state, new_state, state_editor=None) -> None:
-        if state_editor is None or state_editor.client.capabilities.dialect != "sqlite":
-            return await super().database_forward(app_label, old_state, new_state, state_editor)
-        client = state_editor.client
-        table = new_state.apps.get_model(f"{app_label}.{self.model_name}")._meta.db_table
-        _, rows = await client.execute_query(
-            "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", [table]
-        )
-        create = next(r["sql"] for r in rows if r["type"] == "table")
-        indexes = [r["sql"] for r in rows if r["type"] == "index"]
-        check = f'CONSTRAINT "{self.constraint.name}" CHECK ({self.constraint.check})'
-        create = create.rstrip().rstrip(")").rstrip() + f",\n    {check}\n)"
-        await client.execute_script(
-            f'DROP TABLE "{table}";' + create + ";" + "".join(sql + ";" for sql in indexes)
-        )
-
-    async def database_backward(self, app_label, old_state, new_state, state_editor=None) -> None:
-        if state_editor is None or state_editor.client.capabilities.dialect != "sqlite":
-            return await super().database_backward(app_label, old_state, new_state, state_editor)
-        return None  # the tables go away with the CreateModel they belong to
-
-
-class AddColumnWithDefault(ops.AddField):
-    """AddField of a NOT NULL column to a table that may hold rows.
-
-    Tortoise's AddField keeps the default in Python only, so the ALTER TABLE has no DEFAULT
-    and fails on a populated table (SQLite: "Cannot add a NOT NULL column with default value
-    NULL"; PostgreSQL: the existing rows violate NOT NULL). The column is added with the
-    default in the database, which fills the existing rows and is what the model writes anyway.
-    """
-
-    def __init__(self, model_name: str, name: str, field, sql: str) -> None:
-        super().__init__(model_name=model_name, name=name, field=field)
-        self.sql = sql
-
-    async def database_forward(self, app_label, old_state, new_state, state_editor=None) -> None:
-        if state_editor is None:
-            return None
-        table = new_state.apps.get_model(f"{app_label}.{self.model_name}")._meta.db_table
-        await state_editor.client.execute_script(f'ALTER TABLE "{table}" ADD COLUMN "{self.name}" {self.sql};')
+from migrations._ops import AddCheckConstraint, AddColumnWithDefault
 
 
 async def _allocation_fulfillment_index(apps, schema_editor) -> None:
@@ -197,8 +147,10 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('order', fields.ForeignKeyField('ordergraph.Order', source_field='order_id', db_index=True, db_constraint=True, to_field='id', related_name='shipments', on_delete=OnDelete.CASCADE)),
-                ('fulfillment_order', fields.ForeignKeyField('ordergraph.FulfillmentOrder', source_field='fulfillment_order_id', db_index=True, db_constraint=True, to_field='id', related_name='shipments', on_delete=OnDelete.CASCADE)),
-                ('package', fields.ForeignKeyField('ordergraph.Package', source_field='package_id', db_index=True, db_constraint=True, to_field='id', related_name='shipments', on_delete=OnDelete.CASCADE)),
+                ('fulfillment_order', fields.ForeignKeyField('ordergraph.FulfillmentOrder', source_field='fulfillment_order_id', null=True, db_index=True, db_constraint=True, to_field='id', related_name='shipments', on_delete=OnDelete.CASCADE)),
+                ('package', fields.ForeignKeyField('ordergraph.Package', source_field='package_id', null=True, db_index=True, db_constraint=True, to_field='id', related_name='shipments', on_delete=OnDelete.CASCADE)),
+                ('direction', fields.CharEnumField(default=ShipmentDirection.OUTBOUND, description='OUTBOUND: OUTBOUND\nRETURN: RETURN', enum_type=ShipmentDirection, max_length=8)),
+                ('return_id', fields.IntField(null=True, db_index=True)),
                 ('carrier', fields.CharField(max_length=32)),
                 ('service', fields.CharField(max_length=64)),
                 ('service_level', fields.CharField(max_length=16)),

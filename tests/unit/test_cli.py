@@ -68,7 +68,8 @@ def test_migrate_is_idempotent(cli):
     assert "applied ordergraph.0001_initial" in first.stdout
     assert "applied ordergraph.0002_foreign_key_indexes" in first.stdout
     assert "applied ordergraph.0003_fulfillment" in first.stdout
-    assert "3 migration(s) applied" in first.stdout
+    assert "applied ordergraph.0004_returns" in first.stdout
+    assert "4 migration(s) applied" in first.stdout
     second = cli("migrate")
     assert "up to date: no migrations to apply" in second.stdout
     assert "applied ordergraph." not in second.stdout
@@ -78,19 +79,23 @@ def test_migrate_is_idempotent(cli):
 
 
 def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key_indexes(cli):
-    """0002 adds indexes and 0003 adds columns and tables; on SQLite neither may rebuild an
+    """0002 adds indexes, 0003 and 0004 columns and tables; on SQLite none may rebuild an
     existing table, whose DROP TABLE would cascade to referencing rows (allocations of order
     lines, transactions of payments). The seeded database is taken back to its 0001 shape by
     hand (the seed needs today's columns), then migrated forward."""
     cli("migrate")
     cli("seed", "--demo")
     with sqlite3.connect(cli.db_path) as con:
-        for table in ("package_items", "pick_list_items", "tracking_events", "shipments", "packages",
+        for table in ("return_inspections", "return_lines", "returns",
+                      "package_items", "pick_list_items", "tracking_events", "shipments", "packages",
                       "fulfillment_lines", "pick_lists", "fulfillment_orders", "notifications"):
             con.execute(f'DROP TABLE "{table}"')
         con.execute('DROP INDEX "idx_allocations_fulfillment_order_id"')
         for table, column in (("allocations", "fulfillment_order_id"), ("inventory_levels", "bin_location"),
-                              ("sales_channels", "carrier_selection"), ("sales_channels", "preferred_carrier")):
+                              ("sales_channels", "carrier_selection"), ("sales_channels", "preferred_carrier"),
+                              ("sales_channels", "return_window_days"), ("sales_channels", "restocking_fee_percent"),
+                              ("sales_channels", "return_shipping_fee"), ("sales_channels", "auto_approve_reasons"),
+                              ("sales_channels", "auto_approve_max_value")):
             con.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
         for (index,) in con.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
@@ -109,6 +114,7 @@ def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key
     migrated = cli("migrate").stdout
     assert "applied ordergraph.0002_foreign_key_indexes" in migrated
     assert "applied ordergraph.0003_fulfillment" in migrated
+    assert "applied ordergraph.0004_returns" in migrated
     assert counts() == before
     with sqlite3.connect(cli.db_path) as con:
         indexed = {

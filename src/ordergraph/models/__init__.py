@@ -18,6 +18,7 @@ from ordergraph.models.inventory import InventoryLevel, Reservation, Reservation
 from ordergraph.models.network import ChannelWarehouse, SalesChannel, Warehouse
 from ordergraph.models.orders import Allocation, Order, OrderHold, OrderLine
 from ordergraph.models.payments import Payment, PaymentTransaction
+from ordergraph.models.returns import ReturnAuthorization, ReturnInspection, ReturnLine
 
 __all__ = [
     "Allocation",
@@ -44,6 +45,9 @@ __all__ = [
     "Product",
     "ProductVariant",
     "Reservation",
+    "ReturnAuthorization",
+    "ReturnInspection",
+    "ReturnLine",
     "ReservationLine",
     "SalesChannel",
     "StockMovement",

@@ -172,3 +172,47 @@ class NotificationStatus(StrEnum):
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"
+
+
+class ShipmentDirection(StrEnum):
+    OUTBOUND = "OUTBOUND"  # to the customer
+    RETURN = "RETURN"  # back to a warehouse, under a return's label
+
+
+class ReturnStatus(StrEnum):
+    REQUESTED = "REQUESTED"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    LABEL_ISSUED = "LABEL_ISSUED"
+    IN_TRANSIT = "IN_TRANSIT"
+    RECEIVED = "RECEIVED"
+    INSPECTED = "INSPECTED"
+    REFUNDED = "REFUNDED"
+    EXCHANGED = "EXCHANGED"
+    CLOSED = "CLOSED"
+    CANCELLED = "CANCELLED"
+
+
+class ReturnReason(StrEnum):
+    DAMAGED = "DAMAGED"
+    DEFECTIVE = "DEFECTIVE"
+    WRONG_ITEM = "WRONG_ITEM"
+    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
+    SIZE_FIT = "SIZE_FIT"
+    CHANGED_MIND = "CHANGED_MIND"
+    ARRIVED_LATE = "ARRIVED_LATE"
+    OTHER = "OTHER"
+
+
+class ItemCondition(StrEnum):
+    RESELLABLE = "RESELLABLE"
+    DAMAGED = "DAMAGED"
+    DEFECTIVE = "DEFECTIVE"
+    WRONG_ITEM = "WRONG_ITEM"  # not what we shipped
+    MISSING = "MISSING"  # announced but not in the parcel
+
+
+class Disposition(StrEnum):
+    RESTOCK = "RESTOCK"
+    QUARANTINE = "QUARANTINE"
+    DISPOSE = "DISPOSE"

@@ -11,6 +11,7 @@ from ordergraph.models.enums import (
     PickListKind,
     PickListStatus,
     ServiceLevel,
+    ShipmentDirection,
     ShipmentStatus,
     TrackingSource,
     TrackingStatus,
@@ -148,10 +149,13 @@ class Shipment(Model):
     id = fields.IntField(primary_key=True)
     order = fields.ForeignKeyField("ordergraph.Order", related_name="shipments", on_delete=fields.CASCADE,
                                    db_index=True)
+    # outbound: the fulfillment order and package it carries; a return's label has neither
     fulfillment_order = fields.ForeignKeyField("ordergraph.FulfillmentOrder", related_name="shipments",
-                                               on_delete=fields.CASCADE, db_index=True)
+                                               on_delete=fields.CASCADE, db_index=True, null=True)
     package = fields.ForeignKeyField("ordergraph.Package", related_name="shipments", on_delete=fields.CASCADE,
-                                     db_index=True)
+                                     db_index=True, null=True)
+    direction = fields.CharEnumField(ShipmentDirection, default=ShipmentDirection.OUTBOUND)
+    return_id = fields.IntField(null=True, db_index=True)
     carrier = fields.CharField(max_length=32)
     service = fields.CharField(max_length=64)
     service_level = fields.CharField(max_length=16)

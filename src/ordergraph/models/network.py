@@ -37,6 +37,12 @@ class SalesChannel(Model):
     sets_prices = fields.BooleanField(default=False)  # marketplaces send their own unit prices
     carrier_selection = fields.CharEnumField(CarrierSelection, default=CarrierSelection.CHEAPEST)
     preferred_carrier = fields.CharField(max_length=32, null=True)
+    # return policy
+    return_window_days = fields.IntField(default=30)  # from delivery
+    restocking_fee_percent = fields.DecimalField(max_digits=5, decimal_places=2, default=0)  # customer-fault reasons
+    return_shipping_fee = fields.DecimalField(max_digits=10, decimal_places=2, default=0)  # customer-fault reasons
+    auto_approve_reasons = fields.JSONField(default=list)  # e.g. ["DAMAGED", "DEFECTIVE"]
+    auto_approve_max_value = fields.DecimalField(max_digits=12, decimal_places=2, default=0)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
