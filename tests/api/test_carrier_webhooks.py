@@ -615,3 +615,25 @@ async def test_a_pickup_scan_ships_a_labelled_package(db, http):
     assert (r.status_code, r.json()) == (200, {"received": 1, "applied": 0, "duplicates": 1})
     assert await snapshot() == snap
     assert (await InventoryLevel.get(warehouse__code="EAST")).on_hand == 3
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "shipping._apply queues the OUT_FOR_DELIVERY (and DELAYED) message for any scan of that status, "
+    "even one older than the last scan of a shipment already DELIVERED: the customer is told the parcel "
+    "is out for delivery after being told it was delivered; notify only when the scan is the newest "
+    "(or the shipment is not in a final state)"))
+async def test_a_late_older_scan_does_not_undo_a_delivery(db, http):
+    """Scans arrive out of order: an OUT_FOR_DELIVERY scan older than the DELIVERED one is kept
+    in the timeline but neither moves the shipment back nor tells the customer it is on its way."""
+    w = await shipped_world()
+    s = w.swiftship
+    r = await post(http, "swiftship", event_body(s, TrackingStatus.DELIVERED, w.t0 + timedelta(seconds=2), event_id="d"))
+    assert r.json()["applied"] == 1
+    r = await post(http, "swiftship", event_body(s, TrackingStatus.OUT_FOR_DELIVERY, w.t0 + timedelta(seconds=1), event_id="o"))
+    assert (r.status_code, r.json()) == (200, {"received": 1, "applied": 1, "duplicates": 0})
+    after = await Shipment.get(id=s.id)
+    assert (after.status, after.delivered_at, after.last_scan_at) == (
+        ShipmentStatus.DELIVERED, w.t0 + timedelta(seconds=2), w.t0 + timedelta(seconds=2))
+    assert await TrackingEvent.filter(shipment_id=s.id, carrier_event_id__in=["d", "o"]).count() == 2
+    assert await Notification.filter(order_id=w.order.id).exclude(template="ORDER_SHIPPED").values_list("key", flat=True) == [
+        f"DELIVERED:{s.id}"]

@@ -289,3 +289,34 @@ async def test_the_outbox_sends_each_message_once_across_concurrent_runs(db, out
     # idempotent on the Message-ID, so it still writes one file per message)
     assert {v[0] for v in (await rows()).values()} == {NotificationStatus.SENT}
     assert len([n for n in os.listdir(outbox) if n.endswith(".eml")]) == 5
+
+
+class Refusing(Handler):
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return self.reply
+
+
+@pytest.mark.parametrize(("reply", "status", "code"), [
+    ("550 5.1.1 no such user", NotificationStatus.FAILED, "RECIPIENT_REFUSED"),  # final
+    ("451 4.3.0 try again later", NotificationStatus.PENDING, "DELIVERY_UNAVAILABLE"),  # retried
+])
+async def test_a_refused_recipient_fails_for_good_and_a_deferral_is_retried(db, outbox, reply, status, code):
+    handler = Refusing(reply)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with smtp_env(port, outbox):
+            await _queue(["R"])
+            await drain()
+            assert await deliver_pending() == 0
+    finally:
+        controller.stop()
+    n = await Notification.get(key="R")
+    assert (n.status, n.attempts, n.message_id) == (status, 1 if status is NotificationStatus.FAILED else 2, None)
+    assert n.last_error.startswith(code), n.last_error
+    assert handler.received == []
