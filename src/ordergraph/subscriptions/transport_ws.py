@@ -12,6 +12,7 @@ operation id. The `next` message is byte for byte what strawberry would send.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from inspect import isawaitable
@@ -29,10 +30,12 @@ from ordergraph.subscriptions.lanes import Lane, Position
 from ordergraph.subscriptions.messages import EventMessage
 
 # Set in the operation's task: which operation (and executor) a subscription resolver runs for.
-_operation: ContextVar[tuple[BaseGraphQLTransportWSHandler, Operation] | None] = ContextVar(
+# Weak references: every task started from the operation's task copies its context, and a
+# strong one there would keep the whole connection alive as long as any such task is kept.
+_operation: ContextVar[tuple[weakref.ref[BaseGraphQLTransportWSHandler], str] | None] = ContextVar(
     "ordergraph_ws_operation", default=None
 )
-_executor: ContextVar[StrawberryGraphQLCoreExecutionContext | None] = ContextVar(
+_executor: ContextVar[weakref.ref[StrawberryGraphQLCoreExecutionContext] | None] = ContextVar(
     "ordergraph_subscription_executor", default=None
 )
 
@@ -44,7 +47,7 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.operation.operation is OperationType.SUBSCRIPTION:
-            _executor.set(self)
+            _executor.set(weakref.ref(self))
 
     def build_per_event_executor(self, payload: Any) -> StrawberryGraphQLCoreExecutionContext:
         executor = super().build_per_event_executor(payload)
@@ -58,18 +61,22 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def run_operation(self, operation: Operation) -> None:
-        _operation.set((self, operation))  # this task's context only
+        _operation.set((weakref.ref(self), operation.id))  # this task's context only
         try:
             await super().run_operation(operation)
         finally:
-            # Let go of what would keep the connection in memory until a full collection after
-            # the client has gone: this task's context holds the operation, which holds the task
-            # (a cycle), and graphql-core's executor holds bound methods of itself (another one).
-            executor = _executor.get()
+            # graphql-core's executor holds bound methods of itself (async_helpers): a cycle that
+            # would keep it, the context and so the whole connection in memory until a full
+            # collection after the client has gone. Nothing runs on it any more.
+            executor = _deref(_executor.get())
             if executor is not None:
-                executor.async_helpers = None  # nothing runs on it any more
+                executor.async_helpers = None
             _executor.set(None)
             _operation.set(None)
+
+
+def _deref(ref: weakref.ref | None) -> Any:
+    return ref() if ref is not None else None
 
 
 def _variables_key(variables: dict[str, Any] | None) -> str:
@@ -82,10 +89,11 @@ def live_lane(info: Any, to_value: Callable[[EventMessage], Any]) -> Callable[[P
     `to_value(message)` is what the resolver would yield for the message; it must depend on
     the message only (the result may be shared by every subscriber of the same key)."""
     current = _operation.get()
-    executor = _executor.get()
-    if current is None or executor is None:
+    executor = _deref(_executor.get())
+    handler = _deref(current[0]) if current is not None else None
+    op = handler.operations.get(current[1]) if handler is not None else None
+    if op is None or executor is None:
         return None
-    handler, op = current
     viewer = getattr(info.context, "viewer", None)
     key = (info.field_name, op.query, op.operation_name, _variables_key(op.variables), viewer)
     encode = handler.view.encode_json
