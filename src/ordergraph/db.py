@@ -118,14 +118,14 @@ class Params:
 
 def insert_sql(
     table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = "",
-    before: Callable[[Params], str] | None = None,
+    before: Callable[[Params], str] | None = None, params: Params | None = None,
 ) -> tuple[str, list[Any]]:
     """One multi-row INSERT. A value that is a `Raw` is spliced in as SQL (with its own values);
     every other value is a parameter. Values go to the driver as they are: callers pass what the
     column stores (JSON already encoded with `json_dumps`, enums as their value). `before(params)`
     gives a WITH clause to put in front (PostgreSQL's data-modifying CTEs: several writes in one
-    statement)."""
-    p = Params()
+    statement). `params`: add the values to those of a larger statement."""
+    p = params or Params()
     head = before(p) + " " if before else ""
     groups = []
     for row in rows:
@@ -236,20 +236,60 @@ async def create_rows(model: type, rows: Sequence[dict[str, Any]]) -> list[Any]:
     ]
 
 
-async def save_fields(obj: Any, fields: Sequence[str]) -> None:
-    """`obj.save(update_fields=fields)` in one plain UPDATE (an `auto_now` field gets the time)."""
+def update_sql(obj: Any, fields: Sequence[str], p: Params) -> str:
+    """`obj.save(update_fields=fields)` as one plain UPDATE (an `auto_now` field gets the time)."""
     from tortoise import timezone  # noqa: PLC0415
 
     model = type(obj)
     meta = model._meta
-    p = Params()
     sets = []
     for name in dict.fromkeys(fields):
         field = meta.fields_map[name]
         if getattr(field, "auto_now", False):
             setattr(obj, name, timezone.now())
         sets.append(f"{meta.fields_db_projection[name]} = {p(field.to_db_value(getattr(obj, name), model))}")
-    await execute(f"UPDATE {meta.db_table} SET {', '.join(sets)} WHERE {meta.db_pk_column} = {p(obj.pk)}", p.values)
+    return f"UPDATE {meta.db_table} SET {', '.join(sets)} WHERE {meta.db_pk_column} = {p(obj.pk)}"
+
+
+async def save_fields(obj: Any, fields: Sequence[str]) -> None:
+    """`obj.save(update_fields=fields)` in one plain UPDATE (an `auto_now` field gets the time)."""
+    p = Params()
+    await execute(update_sql(obj, fields, p), p.values)
+
+
+class Writes:
+    """Writes that need nothing from one another's results, sent together by `run()`: on
+    PostgreSQL as one statement (all but the last as data-modifying CTEs, which see the same
+    snapshot, so none may touch rows another one changes), elsewhere one statement each.
+
+    Each is a function of the statement's `Params` that returns its SQL. A write with a WITH
+    clause of its own can only be a CTE, so of two or more at least one must have none (the main
+    statement).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[Callable[[Params], str]] = []
+
+    def add(self, build: Callable[[Params], str]) -> None:
+        self._parts.append(build)
+
+    async def run(self) -> None:
+        parts, self._parts = self._parts, []
+        if not parts:
+            return
+        if dialect() != "postgres" or len(parts) == 1:
+            for build in parts:
+                p = Params()
+                await execute(build(p), p.values)
+            return
+        p = Params()
+        texts = [build(p) for build in parts]
+        plain = [i for i, t in enumerate(texts) if not t.lstrip().upper().startswith("WITH")]
+        if not plain:
+            raise ValueError("Writes: one write must not start with WITH")
+        last = texts.pop(plain[-1])
+        head = ", ".join(f"_w{i} AS ({t})" for i, t in enumerate(texts))
+        await execute(f"WITH {head} {last}" if head else last, p.values)
 
 
 def json_dumps(value: Any) -> str:

@@ -60,3 +60,34 @@ async def test_rows_written_by_create_rows_read_back_as_model_create_writes_them
     again = await Order.get(id=by_sql.id)
     assert (again.number, again.status, again.updated_at) == ("SO-C", OrderStatus.CONFIRMED, by_sql.updated_at)
     assert (await Order.get(id=by_orm.id)).number == "SO-A"
+
+
+async def test_writes_go_in_one_statement_on_postgres_and_one_each_elsewhere(db, backend):
+    import logging
+
+    from ordergraph.db import Writes, insert_sql, model_rows, transaction
+    from ordergraph.models import Event
+
+    first = await Event.create(aggregate_type="T", aggregate_id=1, sequence=1, type="A", actor="t")
+    other = await Event.create(aggregate_type="T", aggregate_id=3, sequence=1, type="C", actor="t")
+    columns, rows = model_rows(Event, [{"aggregate_type": "T", "aggregate_id": 2, "sequence": 1, "type": "B", "actor": "t"}])
+    writes = Writes()
+    writes.add(lambda p: f"WITH v(x) AS (VALUES (1)) UPDATE events SET type = {p('A2')} FROM v WHERE id = {p(first.id)}")
+    writes.add(lambda p: insert_sql("events", columns, rows, params=p)[0])
+    writes.add(lambda p: f"UPDATE events SET actor = {p('u')} WHERE id = {p(other.id)}")  # not a row changed above
+    sent: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: sent.append(str(record.msg))
+    logger = logging.getLogger("tortoise.db_client")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        async with transaction():
+            await writes.run()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert len(sent) == (1 if backend == "postgres" else 3)
+    stored = [(e.aggregate_id, e.type, e.actor) for e in await Event.all().order_by("id")]
+    assert stored == [(1, "A2", "t"), (3, "C", "u"), (2, "B", "t")]

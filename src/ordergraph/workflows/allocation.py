@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ordergraph.db import Params, dialect, execute, fetch, insert_rows, save_fields, transaction
+from ordergraph.db import Params, Writes, dialect, fetch, insert_sql, model_rows, transaction, update_sql
 from ordergraph.models import (
     Allocation,
     InventoryLevel,
@@ -220,12 +220,17 @@ def _state(lvl: InventoryLevel) -> LevelState:
                       lvl.safety_stock, lvl.reorder_point)
 
 
-async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan) -> None:
-    """The order's side of a plan: its allocation rows and its lines' quantities."""
-    await insert_rows(Allocation, [
-        {"line_id": line.id, "order_id": order.id, "warehouse_id": level.warehouse_id, "quantity": qty}
-        for line, level, qty in plan.takes
-    ])
+async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan, writes: Writes | None = None) -> None:
+    """The order's side of a plan: its allocation rows and its lines' quantities. `writes`: add
+    them there (the caller runs them) instead of writing them now."""
+    run = writes is None
+    writes = writes or Writes()
+    if plan.takes:
+        columns, rows = model_rows(Allocation, [
+            {"line_id": line.id, "order_id": order.id, "warehouse_id": level.warehouse_id, "quantity": qty}
+            for line, level, qty in plan.takes
+        ])
+        writes.add(lambda p: insert_sql("allocations", columns, rows, params=p)[0])
     allocated: dict[int, int] = defaultdict(int)
     for line, _, qty in plan.takes:
         allocated[line.id] += qty
@@ -233,7 +238,10 @@ async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: 
         line.allocated_quantity += allocated[line.id]
         line.backordered_quantity = plan.short.get(line.id, 0)
     if needs:
-        await execute(_lines_sql([line for line, _ in needs]))
+        sql = _lines_sql([line for line, _ in needs])
+        writes.add(lambda p: sql)
+    if run:
+        await writes.run()
     if plan.short:
         ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
 
@@ -346,8 +354,9 @@ async def run_allocation(
             order, actor, reject_short=reject_short, skip_if_nothing=skip_if_nothing, ctx=ctx, channel=channel,
             lines=lines, variants=variants, warehouses=warehouses, also_save=also_save,
         )
-    await _record_allocations(order, channel, needs, early)
-    await _allocated(order, target, lines, early, actor, also_save)
+    writes = Writes()  # allocations, lines and the order's status: one statement on PostgreSQL
+    await _record_allocations(order, channel, needs, early, writes)
+    await _allocated(order, target, lines, early, actor, also_save, writes)
     locked = await lock_levels(*keys)
     plan = _plan(channel, order, warehouses, needs, locked)
     if not _same(plan, early):
@@ -357,11 +366,17 @@ async def run_allocation(
 
 
 async def _allocated(
-    order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str, also_save: tuple[str, ...] = ()
+    order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str, also_save: tuple[str, ...] = (),
+    writes: Writes | None = None,
 ) -> None:
+    """The order's new status and ORDER_ALLOCATED. `writes`: the order's UPDATE goes there last
+    and they are run together (one statement on PostgreSQL)."""
     before = order.status
     order.status = choose(target, status_of(lines))
-    await save_fields(order, [*also_save, "status", "updated_at"])
+    writes = writes or Writes()
+    fields = [*also_save, "status", "updated_at"]
+    writes.add(lambda p: update_sql(order, fields, p))
+    await writes.run()
     skus = {ln.id: ln.sku for ln in lines}
     codes = {w.id: w.code for w in plan.warehouses}
     await order_event(
