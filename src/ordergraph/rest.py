@@ -40,7 +40,8 @@ async def carrier_webhook(request: Request) -> Response:
     carrier = request.path_params["carrier"]
     body = await request.body()
     try:
-        updates = verify_carrier_webhook(carrier, request.headers.get(SIGNATURE_HEADER), body, now=time.time())
+        updates = verify_carrier_webhook(carrier, request.headers.get(SIGNATURE_HEADER), body, now=time.time(),
+                                         settings=request.app.state.settings)
     except WebhookSignatureError as exc:
         log.warning("webhook.refused", carrier=carrier, code=str(exc.code))
         return _error(401, str(exc.code), str(exc))
@@ -88,8 +89,10 @@ async def _document(request: Request, order_id: int | None, content, filename: s
         viewer = await _viewer(request)
     except PermissionError as exc:
         return _error(401, "UNAUTHENTICATED", str(exc))
+    if not viewer.authenticated:
+        return _error(401, "UNAUTHENTICATED", "staff or partner credentials needed")
     if not viewer.is_staff and not viewer.is_partner:
-        return _error(401 if not viewer.authenticated else 403, "FORBIDDEN", "staff or partner credentials needed")
+        return _error(403, "FORBIDDEN", "staff or partner credentials needed")
     order = await Order.get_or_none(id=order_id) if order_id else None
     if order is None or not can_read_order(viewer, order):
         return _error(404, "NOT_FOUND", "no such document")  # another's document answers like a missing one

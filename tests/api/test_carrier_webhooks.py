@@ -441,10 +441,6 @@ async def test_the_signature_is_checked_before_the_body_is_read(db, http):
     await _refused(http, "econopost", b"{not json", {}, 401, "SIGNATURE_MISSING")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rest.carrier_webhook verifies with get_settings() (the environment) instead of the served app's "
-    "settings (request.app.state.settings): an app created with its own CARRIER_WEBHOOK_SECRETS refuses "
-    "its carriers' genuine deliveries with 401 SIGNATURE_INVALID"))
 async def test_the_app_verifies_with_its_own_settings(db, http):
     w = await shipped_world()
     own = db.model_copy(update={"carrier_webhook_secrets": {"econopost": "whsec_this_app_only", "swiftship": "x"}})
@@ -511,9 +507,6 @@ async def test_documents_are_refused_to_others(db, http):
         assert (await get(path, {}))[0] == 401  # no one learns what exists without credentials
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rest._document answers a request without credentials 401 with code FORBIDDEN; "
-    "401 means unauthenticated (as bad credentials answer: UNAUTHENTICATED)"))
 async def test_no_credentials_answers_unauthenticated(db, http):
     w = await shipped_world(ship=False)
     r = await http.get(f"/documents/labels/{w.econopost.tracking_number}")
@@ -547,12 +540,6 @@ async def _two_econopost_orders() -> tuple[Shipment, Shipment]:
 async def test_concurrent_batches_over_the_same_orders_in_opposite_order_all_apply(db, http, backend, request):
     """Two econopost batches, each with a scan of both orders' parcels, the first scan of one
     being of the other's order: both apply whole, whatever the interleaving (no deadlock)."""
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "shipping._record_tracking locks each update's order (_locked_order, SELECT ... FOR UPDATE) in "
-            "the batch's occurred_at order, so two concurrent batches naming the same orders in opposite "
-            "time order lock them in opposite order: PostgreSQL detects a deadlock and the endpoint "
-            "answers 500 (DeadlockDetectedError); lock every order of the batch by id first")))
     one, two = await _two_econopost_orders()
     t = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     rounds = 8
@@ -572,12 +559,6 @@ async def test_concurrent_batches_over_the_same_orders_in_opposite_order_all_app
     assert await Event.filter(type="TRACKING_UPDATED").count() == 4 * rounds
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shipping._record_tracking ships a LABEL_CREATED shipment only on PICKED_UP; any other first scan "
-    "(IN_TRANSIT, OUT_FOR_DELIVERY, DELIVERED: econopost's first scan is often EMC) moves the shipment "
-    "to IN_TRANSIT/... through _apply without _ship: stock never leaves, lines never count it shipped, "
-    "no capture, the order stays IN_FULFILLMENT (never SHIPPED, so never DELIVERED), and ship() is then "
-    "refused (not LABEL_CREATED)"))
 async def test_a_first_scan_without_a_pickup_scan_ships_the_package(db, http):
     """A carrier whose first scan of a labelled parcel is IN_TRANSIT (no PICKED_UP) has it: the
     package shipped (stock left, lines count it, the order moves on), like a pickup scan."""
@@ -617,11 +598,6 @@ async def test_a_pickup_scan_ships_a_labelled_package(db, http):
     assert (await InventoryLevel.get(warehouse__code="EAST")).on_hand == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shipping._apply queues the OUT_FOR_DELIVERY (and DELAYED) message for any scan of that status, "
-    "even one older than the last scan of a shipment already DELIVERED: the customer is told the parcel "
-    "is out for delivery after being told it was delivered; notify only when the scan is the newest "
-    "(or the shipment is not in a final state)"))
 async def test_a_late_older_scan_does_not_undo_a_delivery(db, http):
     """Scans arrive out of order: an OUT_FOR_DELIVERY scan older than the DELIVERED one is kept
     in the timeline but neither moves the shipment back nor tells the customer it is on its way."""

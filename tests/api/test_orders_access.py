@@ -78,7 +78,8 @@ async def test_guest_tracks_with_number_and_email_only(gql, db):
     # ... and its shipments no label, cost or address either
     body = await gql("{ __type(name: \"TrackedShipment\") { fields { name } } }")
     assert {fld["name"] for fld in body["__type"]["fields"]} == {
-        "carrier", "trackingNumber", "status", "estimatedDelivery", "shippedAt", "deliveredAt", "trackingUrl", "timeline"}
+        "carrier", "trackingNumber", "direction", "status", "estimatedDelivery", "shippedAt", "deliveredAt", "trackingUrl",
+        "timeline"}
 
 
 async def test_anonymous_sees_no_orders(gql, db):

@@ -175,10 +175,6 @@ async def test_shipping_and_tracking_messages_reach_the_smtp_server(db, outbox):
     assert os.listdir(outbox) == []  # SMTP configured: nothing in the outbox
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shipping._mail_context gives items as {sku, quantity} without the product name the templates "
-    "print (_shipment.txt: '{{ item.quantity }} x {{ item.name }} ({{ item.sku }})'), so the customer "
-    "reads '2 x None (SKU-A)'"))
 async def test_the_items_in_a_message_carry_their_names(db, outbox):
     with smtp_server() as (handler, port), smtp_env(port, outbox):
         w = await shipped_world("ada@example.com", eta=False)
@@ -190,11 +186,6 @@ async def test_the_items_in_a_message_carry_their_names(db, outbox):
 # --- deliver_pending: once, retries, limits -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workflows/notifications.deliver_pending: _claim only bumps attempts (status stays PENDING), so a "
-    "run that reads the row while another run is still talking to the SMTP server claims it again "
-    "(WHERE attempts = <the bumped value>) and sends a second copy; a claim must mark the row in flight "
-    "(e.g. status SENDING with a lease) so no other run can take it until that attempt ends"))
 async def test_concurrent_runs_send_each_message_once(db, outbox):
     with smtp_server() as (handler, port), smtp_env(port, outbox):
         handler.stall = 0.3  # the server takes its time to accept each message

@@ -170,6 +170,7 @@ class TrackingSource(StrEnum):
 
 class NotificationStatus(StrEnum):
     PENDING = "PENDING"
+    SENDING = "SENDING"  # claimed by one process until `locked_until`
     SENT = "SENT"
     FAILED = "FAILED"
 

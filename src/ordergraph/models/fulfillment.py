@@ -208,6 +208,7 @@ class Notification(Model):
     order_id = fields.IntField(null=True, db_index=True)
     context = fields.JSONField(default=dict)
     status = fields.CharEnumField(NotificationStatus, default=NotificationStatus.PENDING, db_index=True)
+    locked_until = fields.DatetimeField(null=True)  # a SENDING claim expires then (its process died)
     attempts = fields.IntField(default=0)
     message_id = fields.CharField(max_length=200, null=True)
     last_error = fields.CharField(max_length=500, default="")

@@ -21,6 +21,7 @@ from ordergraph.schema.enums import (
     PickListKind,
     PickListStatus,
     ServiceLevel,
+    ShipmentDirection,
     ShipmentStatus,
     TrackingSource,
     TrackingStatus,
@@ -99,6 +100,7 @@ class ShipmentType(relay.Node):
     carrier: str
     service: str
     service_level: str
+    direction: ShipmentDirection
     status: ShipmentStatus
     label_cost: Money
     estimated_delivery: date | None
@@ -108,13 +110,13 @@ class ShipmentType(relay.Node):
     voided_at: datetime | None
     last_scan_at: datetime | None
     order_id: strawberry.Private[int]
-    fo_id: strawberry.Private[int]
-    package_id: strawberry.Private[int]
+    fo_id: strawberry.Private[int | None]
+    package_id: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, s: Shipment) -> ShipmentType:
         return cls(id=s.id, tracking_number=s.tracking_number, carrier=s.carrier, service=s.service,
-                   service_level=s.service_level, status=s.status, label_cost=money(s.label_amount, s.currency),
+                   service_level=s.service_level, direction=s.direction, status=s.status, label_cost=money(s.label_amount, s.currency),
                    estimated_delivery=s.estimated_delivery, created_at=s.created_at, shipped_at=s.shipped_at,
                    delivered_at=s.delivered_at, voided_at=s.voided_at, last_scan_at=s.last_scan_at,
                    order_id=s.order_id, fo_id=s.fulfillment_order_id, package_id=s.package_id)
@@ -131,9 +133,9 @@ class ShipmentType(relay.Node):
     async def timeline(self, info: Info) -> list[TrackingEventType]:
         return [_tracking(t) for t in await floader(info, "tracking_by_shipment").load(self.id)]
 
-    @strawberry.field
-    async def fulfillment_order_number(self, info: Info) -> str:
-        return (await floader(info, "fo").load(self.fo_id)).number
+    @strawberry.field(description="The fulfillment order it carries (outbound shipments).")
+    async def fulfillment_order_number(self, info: Info) -> str | None:
+        return (await floader(info, "fo").load(self.fo_id)).number if self.fo_id else None
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids, required: bool = False):
@@ -342,6 +344,7 @@ def shipping_rates_type(shop) -> ShippingRates:
 class TrackedShipment:
     carrier: str
     tracking_number: str
+    direction: ShipmentDirection = strawberry.field(description="OUTBOUND to the customer, RETURN back to us.")
     status: ShipmentStatus
     estimated_delivery: date | None
     shipped_at: datetime | None
@@ -361,7 +364,7 @@ async def tracked_shipments(info: Info, order_id: int) -> list[TrackedShipment]:
     for t in await TrackingEvent.filter(shipment_id__in=list(scans)).order_by("occurred_at", "id"):
         scans[t.shipment_id].append(_tracking(t))
     return [
-        TrackedShipment(carrier=s.carrier, tracking_number=s.tracking_number, status=s.status,
+        TrackedShipment(carrier=s.carrier, tracking_number=s.tracking_number, direction=s.direction, status=s.status,
                         estimated_delivery=s.estimated_delivery, shipped_at=s.shipped_at, delivered_at=s.delivered_at,
                         timeline=scans[s.id])
         for s in shipments

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from tortoise.expressions import Q
 
 from ordergraph.db import after_commit, execute, placeholders
 from ordergraph.models import Notification
@@ -19,6 +21,7 @@ from ordergraph.models.enums import NotificationStatus
 from ordergraph.observability import log
 
 MAX_ATTEMPTS = 5
+LEASE = timedelta(seconds=60)  # longer than any one SMTP conversation (its timeout is shorter)
 _background: set[asyncio.Task] = set()
 
 
@@ -44,12 +47,15 @@ def _send_soon() -> None:
     task.add_done_callback(_background.discard)
 
 
-async def _claim(n: Notification) -> bool:
-    """Take the row for one attempt; another process that read the same row loses."""
-    p = placeholders(2)
+async def _claim(n: Notification, now: datetime) -> bool:
+    """Take the row for one attempt: SENDING until the lease ends. Another process that read
+    the same row loses (its UPDATE matches nothing); a claim whose process died is taken over
+    once its lease has passed."""
+    p = placeholders(4)
     changed = await execute(
-        f"UPDATE notifications SET attempts = attempts + 1 WHERE id = {p[0]} AND status = 'PENDING' AND attempts = {p[1]}",
-        [n.id, n.attempts],
+        f"UPDATE notifications SET status = 'SENDING', attempts = attempts + 1, locked_until = {p[0]} "
+        f"WHERE id = {p[1]} AND attempts = {p[2]} AND (status = 'PENDING' OR (status = 'SENDING' AND locked_until < {p[3]}))",
+        [now + LEASE, n.id, n.attempts, now],
     )
     return changed == 1
 
@@ -67,12 +73,16 @@ async def deliver_pending(limit: int = 50) -> int:
     from ordergraph.integrations.notifications import NotificationError, get_notifier, render  # noqa: PLC0415
 
     sent = 0
-    rows = await Notification.filter(status=NotificationStatus.PENDING, attempts__lt=MAX_ATTEMPTS).order_by("id").limit(limit)
+    now = datetime.now(UTC)
+    rows = await Notification.filter(
+        Q(status=NotificationStatus.PENDING) | Q(status=NotificationStatus.SENDING, locked_until__lt=now),
+        attempts__lt=MAX_ATTEMPTS,
+    ).order_by("id").limit(limit)
     if not rows:
         return 0
     notifier = get_notifier()
     for n in rows:
-        if not await _claim(n):
+        if not await _claim(n, now):
             continue
         attempts = n.attempts + 1
         try:
@@ -82,7 +92,7 @@ async def deliver_pending(limit: int = 50) -> int:
             final = not exc.retryable or attempts >= MAX_ATTEMPTS
             await Notification.filter(id=n.id).update(
                 last_error=f"{exc.code}: {exc}"[:500],
-                status=NotificationStatus.FAILED if final else NotificationStatus.PENDING,
+                status=NotificationStatus.FAILED if final else NotificationStatus.PENDING, locked_until=None,
             )
             log.warning("notification_failed", key=n.key, code=str(exc.code), error=exc.message, final=final)
             continue
@@ -90,10 +100,11 @@ async def deliver_pending(limit: int = 50) -> int:
             await Notification.filter(id=n.id).update(
                 last_error=repr(exc)[:500],
                 status=NotificationStatus.FAILED if attempts >= MAX_ATTEMPTS else NotificationStatus.PENDING,
+                locked_until=None,
             )
             log.exception("notification_error", key=n.key)
             continue
         await Notification.filter(id=n.id).update(status=NotificationStatus.SENT, sent_at=datetime.now(UTC),
-                                                  message_id=message_id, last_error="")
+                                                  message_id=message_id, last_error="", locked_until=None)
         sent += 1
     return sent

@@ -52,6 +52,7 @@ from ordergraph.models.enums import (
     MovementKind,
     OrderStatus,
     ServiceLevel,
+    ShipmentDirection,
     ShipmentStatus as S,
     TrackingSource,
     TrackingStatus as T,
@@ -319,6 +320,8 @@ async def ship(shipment_id: int, actor: str) -> Shipment:
 
 async def _ship(shipment: Shipment, order: Order, actor: str) -> Shipped:
     """Inside the caller's transaction, with the order and the shipment locked."""
+    if shipment.direction is not ShipmentDirection.OUTBOUND:
+        raise DomainError(ErrorCode.INVALID_TRANSITION, "a return's parcel ships when the carrier picks it up", ["id"])
     if shipment.status is not S.LABEL_CREATED:
         raise DomainError(ErrorCode.INVALID_TRANSITION,
                           f"shipment {shipment.tracking_number} is {shipment.status}, not LABEL_CREATED", ["id"])
@@ -452,10 +455,13 @@ async def _record_tracking(carrier: str, updates: list[TrackingUpdate], source: 
     outcomes: list[TrackingOutcome] = []
     captures: list[Shipped] = []
     async with transaction():
+        # every order of the batch locked first, in id order: concurrent batches never deadlock
+        order_ids = sorted(set(await Shipment.filter(tracking_number__in=[u.tracking_number for u in updates])
+                               .values_list("order_id", flat=True)))
+        orders = {o.id: o for o in await Order.filter(id__in=order_ids).order_by("id").select_for_update()}
         for u in sorted(updates, key=lambda u: u.occurred_at):
-            shipment = await Shipment.get(tracking_number=u.tracking_number)
-            order = await _locked_order(shipment.order_id)
-            shipment = await Shipment.select_for_update().get(id=shipment.id)
+            shipment = await Shipment.select_for_update().get(tracking_number=u.tracking_number)
+            order = orders[shipment.order_id]
             if await TrackingEvent.filter(carrier=carrier, carrier_event_id=u.carrier_event_id).exists():
                 outcomes.append(TrackingOutcome(u, shipment, False))
                 continue
@@ -464,8 +470,12 @@ async def _record_tracking(carrier: str, updates: list[TrackingUpdate], source: 
                 occurred_at=u.occurred_at, location=u.location or "", description=u.description or "",
                 estimated_delivery=u.estimated_delivery, source=source, actor=actor,
             )
-            if T(str(u.status)) is T.PICKED_UP and shipment.status is S.LABEL_CREATED:
-                captures.append(await _ship(shipment, order, actor))  # the carrier has it: it shipped
+            if T(str(u.status)) is not T.LABEL_CREATED and shipment.status is S.LABEL_CREATED:
+                # any scan of the parcel means the carrier has it: it shipped
+                if shipment.direction is ShipmentDirection.OUTBOUND:
+                    captures.append(await _ship(shipment, order, actor))
+                else:
+                    shipment.shipped_at = u.occurred_at
             await _apply(shipment, order, u, actor)
             outcomes.append(TrackingOutcome(u, shipment, True))
     for done in captures:
@@ -493,7 +503,15 @@ async def _apply(shipment: Shipment, order: Order, u: TrackingUpdate, actor: str
     await shipment_event(shipment, order, "TRACKING_UPDATED", actor, status=status, location=u.location,
                          occurred_at=u.occurred_at, estimated_delivery=shipment.estimated_delivery,
                          shipment_status={"from": before, "to": shipment.status}, event_id=u.carrier_event_id)
-    if status in _NOTIFY and shipment.status is not S.VOIDED:
+    if shipment.direction is ShipmentDirection.RETURN:
+        from ordergraph.workflows.returns import on_return_scan  # noqa: PLC0415
+
+        if "shipped_at" not in changed and shipment.shipped_at is not None:
+            await shipment.save(update_fields=["shipped_at"])
+        await on_return_scan(shipment, status, actor)
+        return
+    if status in _NOTIFY and shipment.status is not S.VOIDED and (newest or status is T.DELIVERED) and (
+            status is T.DELIVERED or before is not S.DELIVERED):  # a late, older scan tells the customer nothing
         key = f"{_NOTIFY[status]}:{shipment.id}" + (f":{u.carrier_event_id}" if status is T.DELAYED else "")
         await notifications.queue(key, _NOTIFY[status], order.customer_email,
                                   await _mail_context(order, shipment), order_id=order.id)
@@ -505,7 +523,8 @@ async def _maybe_delivered(order: Order, actor: str) -> None:
     """The order is DELIVERED when it shipped everything and every shipment arrived."""
     if order.status is not OrderStatus.SHIPPED:
         return
-    pending = await Shipment.filter(order_id=order.id).exclude(status__in=[S.VOIDED, S.DELIVERED]).exists()
+    pending = await Shipment.filter(order_id=order.id, direction=ShipmentDirection.OUTBOUND).exclude(
+        status__in=[S.VOIDED, S.DELIVERED]).exists()
     if pending:
         return
     before = order.status
@@ -515,13 +534,14 @@ async def _maybe_delivered(order: Order, actor: str) -> None:
 
 
 async def _mail_context(order: Order, shipment: Shipment) -> dict:
-    items = await PackageItem.filter(package_id=shipment.package_id).prefetch_related("fulfillment_line")
+    items = await PackageItem.filter(package_id=shipment.package_id).prefetch_related("fulfillment_line__order_line")
     eta: date | None = shipment.estimated_delivery
     return {
         "order_number": order.number, "customer_name": order.customer_name, "carrier": shipment.carrier,
         "tracking_number": shipment.tracking_number, "tracking_url": tracking_url(shipment.carrier, shipment.tracking_number),
         "eta": eta.isoformat() if eta else None,
-        "items": [{"sku": it.fulfillment_line.sku, "quantity": it.quantity} for it in items],
+        "items": [{"sku": it.fulfillment_line.sku, "name": it.fulfillment_line.order_line.name, "quantity": it.quantity}
+                  for it in items],
     }
 
 
