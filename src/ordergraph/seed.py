@@ -321,7 +321,7 @@ async def _seed_orders(result: SeedResult) -> None:
             elif spec.then == "hold":
                 order = await place_hold(order.id, spec.hold, spec.note, ACTOR)
             elif spec.then in ("ship", "deliver"):
-                order = await _fulfil(order, deliver=spec.then == "deliver")
+                order = await fulfil_order(order, deliver=spec.then == "deliver")
         except Exception as exc:
             raise RuntimeError(f"demo order {n} ({spec.channel}, {spec.lines}) failed: {exc}") from exc
         status = str(order.status)
@@ -329,7 +329,7 @@ async def _seed_orders(result: SeedResult) -> None:
     result.on_hold = await Order.filter(holds__released_at__isnull=True, holds__id__isnull=False).distinct().count()
 
 
-async def _fulfil(order: Order, *, deliver: bool) -> Order:
+async def fulfil_order(order: Order, *, deliver: bool) -> Order:
     """Take an allocated order through the warehouse: pick, pack, label, ship; then the
     carrier's scans up to delivery when `deliver`."""
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
