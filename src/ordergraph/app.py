@@ -116,7 +116,10 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A WebSocket's messages go straight to the server: the id is only added to an HTTP
+            # response's headers, and a live event written to thousands of sockets should not
+            # pass through one more coroutine each time.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             if scope["type"] == "http" and scope.get("path") not in ("/healthz", "/metrics"):
                 log.info(
