@@ -1,7 +1,7 @@
 """Shared pieces of the subscription benchmarks (subscriptions_fanout.py, subscriptions_memory.py).
 
-- the app served by uvicorn (1 worker) on PostgreSQL **and Redis** (the production bus), with
-  the per-viewer WebSocket cap raised for the run;
+- the app served by `ordergraph serve` (uvicorn, 1 worker, serve's options) on PostgreSQL
+  **and Redis** (the production bus), with the per-viewer WebSocket cap raised for the run;
 - client processes (multiprocessing, spawn), each holding many graphql-transport-ws
   connections made with the `websockets` library, every one subscribed to one order's
   `orderEvents`; the parent drives them through a pipe and can kill them (abrupt disconnect);

@@ -3,8 +3,8 @@
     .venv/bin/python bench/subscriptions_fanout.py [--subscribers 1000,5000] [--rounds 20] [--clients 2]
 
 1. Recreates the database `ordergraph_bench_subs`, migrates and seeds it (bench/_common.py),
-   and starts the app: `python -m uvicorn ordergraph.app:create_app --factory --workers 1`
-   with DATABASE_URL, REDIS_URL (the Redis Streams bus) and MAX_WS_CONNECTIONS_PER_VIEWER
+   and starts the app as `ordergraph serve` serves it (`python -m ordergraph.cli serve`, one
+   worker, no permessage-deflate) with DATABASE_URL, REDIS_URL (the Redis Streams bus) and MAX_WS_CONNECTIONS_PER_VIEWER
    raised above the largest N (every connection uses the same staff key).
 2. For each N: places a fresh order, then `--clients` client processes (multiprocessing)
    open N WebSocket connections between them (`websockets` library, graphql-transport-ws,

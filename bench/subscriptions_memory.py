@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/subscriptions_memory.py [--idle 2000] [--modes deflate,none] [--wave 5000] [--waves 3]
 
-The app is served as in subscriptions_fanout.py: `python -m uvicorn ordergraph.app:create_app
---factory --workers 1` on PostgreSQL + Redis, MAX_WS_CONNECTIONS_PER_VIEWER raised. Every
+The app is served as in subscriptions_fanout.py: `python -m ordergraph.cli serve` (one
+worker, serve's options) on PostgreSQL + Redis, MAX_WS_CONNECTIONS_PER_VIEWER raised. Every
 connection is a graphql-transport-ws WebSocket (`websockets` library, in client processes)
 subscribed to one order's `orderEvents` with `after: "0"`. It counts as subscribed once the
 order's past events have been replayed to it, which happens after its hub registration.
 
 1. Memory per idle subscribed connection, on a fresh app process per mode (`--modes`:
-   `deflate` = the client offers permessage-deflate as browsers do, and uvicorn accepts it;
+   `deflate` = the client offers permessage-deflate as browsers do (`ordergraph serve`
+   declines it unless started with --ws-per-message-deflate);
    `none` = no compression):
    - warm-up: 200 connections subscribe, receive one event and are dropped, so one-time
      allocations (caches, imports, pools) are not counted;
