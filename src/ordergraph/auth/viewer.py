@@ -12,10 +12,12 @@ ALL_SCOPES = (
     "catalog:write",
     "payments:write",
     "fulfillment:write",
+    "returns:write",
     "admin",
 )
 # A 3PL partner with fulfillment:write records tracking scans for its channels' shipments.
-PARTNER_SCOPES = ("orders:read", "orders:write", "inventory:read", "fulfillment:write")
+# A returns service with returns:write approves, declines and refunds its channels' returns.
+PARTNER_SCOPES = ("orders:read", "orders:write", "inventory:read", "fulfillment:write", "returns:write")
 PARTNER_DEFAULT_SCOPES = ("orders:read", "orders:write", "inventory:read")
 
 

@@ -8,6 +8,7 @@ from ordergraph.resolvers.fulfillment import FulfillmentMutation, FulfillmentQue
 from ordergraph.resolvers.inventory import InventoryMutation, InventoryQuery
 from ordergraph.resolvers.network import NetworkMutation, NetworkQuery
 from ordergraph.resolvers.orders import OrderMutation, OrderQuery
+from ordergraph.resolvers.returns import ReturnMutation, ReturnQuery
 
-QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery, FulfillmentQuery]
-MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation, FulfillmentMutation]
+QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery, FulfillmentQuery, ReturnQuery]
+MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation, FulfillmentMutation, ReturnMutation]

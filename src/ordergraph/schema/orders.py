@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -249,6 +250,13 @@ class OrderType(relay.Node):
     @strawberry.field(description="Every package sent (or with a label bought), with its tracking timeline.")
     async def shipments(self, info: Info) -> list[ShipmentType]:
         return [ShipmentType.from_model(s) for s in await floader(info, "shipments_by_order").load(self.id)]
+
+    @strawberry.field(description="Returns asked for this order (RMAs), oldest first.")
+    async def returns(self, info: Info) -> list[Annotated["ReturnType", strawberry.lazy("ordergraph.schema.returns")]]:
+        from ordergraph.models import ReturnAuthorization  # noqa: PLC0415
+        from ordergraph.schema.returns import ReturnType  # noqa: PLC0415
+
+        return [ReturnType.from_model(r) for r in await ReturnAuthorization.filter(order_id=self.id).order_by("id")]
 
     @strawberry.field
     async def payments(self, info: Info) -> list[PaymentType]:
