@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ordergraph.observability import log
+from ordergraph.workflows.exceptions import escalate_due, sweep
 from ordergraph.workflows.notifications import deliver_pending
 from ordergraph.workflows.reservations import expire_due_reservations
 
@@ -68,7 +69,12 @@ class JobRunner:
 
 def default_jobs(relay: Callable[[], Awaitable[object]] | None = None) -> JobRunner:
     """The jobs every API or worker process runs; `relay` publishes what the outbox missed."""
-    jobs = [Job("expire_reservations", 5.0, expire_due_reservations), Job("deliver_notifications", 5.0, deliver_pending)]
+    jobs = [
+        Job("expire_reservations", 5.0, expire_due_reservations),
+        Job("deliver_notifications", 5.0, deliver_pending),
+        Job("escalate_exceptions", 30.0, escalate_due),
+        Job("exception_sweeps", 300.0, sweep),
+    ]
     if relay is not None:
         jobs.append(Job("outbox_relay", 1.0, relay))
     return JobRunner(jobs)

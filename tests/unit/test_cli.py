@@ -69,7 +69,8 @@ def test_migrate_is_idempotent(cli):
     assert "applied ordergraph.0002_foreign_key_indexes" in first.stdout
     assert "applied ordergraph.0003_fulfillment" in first.stdout
     assert "applied ordergraph.0004_returns" in first.stdout
-    assert "4 migration(s) applied" in first.stdout
+    assert "applied ordergraph.0005_exceptions" in first.stdout
+    assert "5 migration(s) applied" in first.stdout
     second = cli("migrate")
     assert "up to date: no migrations to apply" in second.stdout
     assert "applied ordergraph." not in second.stdout
@@ -86,7 +87,7 @@ def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key
     cli("migrate")
     cli("seed", "--demo")
     with sqlite3.connect(cli.db_path) as con:
-        for table in ("return_inspections", "return_lines", "returns",
+        for table in ("exceptions", "return_inspections", "return_lines", "returns",
                       "package_items", "pick_list_items", "tracking_events", "shipments", "packages",
                       "fulfillment_lines", "pick_lists", "fulfillment_orders", "notifications"):
             con.execute(f'DROP TABLE "{table}"')
@@ -115,6 +116,7 @@ def test_migrating_a_populated_database_keeps_every_row_and_adds_the_foreign_key
     assert "applied ordergraph.0002_foreign_key_indexes" in migrated
     assert "applied ordergraph.0003_fulfillment" in migrated
     assert "applied ordergraph.0004_returns" in migrated
+    assert "applied ordergraph.0005_exceptions" in migrated
     assert counts() == before
     with sqlite3.connect(cli.db_path) as con:
         indexed = {

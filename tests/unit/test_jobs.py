@@ -52,7 +52,8 @@ async def test_default_jobs_expire_due_reservations(db):
     r = await reserve_stock("WEB", [("SKU-1", 2)], "", owner="o", actor="o")
     await Reservation.filter(id=r.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     runner = default_jobs()
-    assert [(j.name, j.interval) for j in runner.jobs] == [("expire_reservations", 5.0)]
+    assert [(j.name, j.interval) for j in runner.jobs] == [
+        ("expire_reservations", 5.0), ("deliver_notifications", 5.0), ("escalate_exceptions", 30.0), ("exception_sweeps", 300.0)]
     runner.start()
     try:
         async def expired():

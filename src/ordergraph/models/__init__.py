@@ -3,6 +3,7 @@
 from ordergraph.models.access import ApiKey, IdempotencyRecord, Partner
 from ordergraph.models.catalog import Product, ProductVariant
 from ordergraph.models.events import Event
+from ordergraph.models.exceptions import OrderException
 from ordergraph.models.fulfillment import (
     FulfillmentLine,
     FulfillmentOrder,
@@ -37,6 +38,7 @@ __all__ = [
     "IdempotencyRecord",
     "InventoryLevel",
     "Order",
+    "OrderException",
     "OrderHold",
     "OrderLine",
     "Partner",

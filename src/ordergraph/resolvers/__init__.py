@@ -4,11 +4,12 @@ Each domain module contributes one Query and one Mutation class; the root schema
 """
 
 from ordergraph.resolvers.catalog import CatalogMutation, CatalogQuery
+from ordergraph.resolvers.exceptions import ExceptionMutation, ExceptionQuery
 from ordergraph.resolvers.fulfillment import FulfillmentMutation, FulfillmentQuery
 from ordergraph.resolvers.inventory import InventoryMutation, InventoryQuery
 from ordergraph.resolvers.network import NetworkMutation, NetworkQuery
 from ordergraph.resolvers.orders import OrderMutation, OrderQuery
 from ordergraph.resolvers.returns import ReturnMutation, ReturnQuery
 
-QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery, FulfillmentQuery, ReturnQuery]
-MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation, FulfillmentMutation, ReturnMutation]
+QUERIES = [CatalogQuery, NetworkQuery, OrderQuery, InventoryQuery, FulfillmentQuery, ReturnQuery, ExceptionQuery]
+MUTATIONS = [CatalogMutation, NetworkMutation, OrderMutation, InventoryMutation, FulfillmentMutation, ReturnMutation, ExceptionMutation]

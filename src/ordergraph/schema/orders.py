@@ -251,6 +251,15 @@ class OrderType(relay.Node):
     async def shipments(self, info: Info) -> list[ShipmentType]:
         return [ShipmentType.from_model(s) for s in await floader(info, "shipments_by_order").load(self.id)]
 
+    @strawberry.field(description="Exceptions raised about this order (staff only), oldest first.")
+    async def exceptions(self, info: Info) -> list[Annotated["ExceptionType", strawberry.lazy("ordergraph.schema.exceptions")]]:
+        from ordergraph.models import OrderException  # noqa: PLC0415
+        from ordergraph.schema.exceptions import ExceptionType  # noqa: PLC0415
+
+        if not info.context.viewer.is_staff:
+            return []
+        return [ExceptionType.from_model(e) for e in await OrderException.filter(order_id=self.id).order_by("id")]
+
     @strawberry.field(description="Returns asked for this order (RMAs), oldest first.")
     async def returns(self, info: Info) -> list[Annotated["ReturnType", strawberry.lazy("ordergraph.schema.returns")]]:
         from ordergraph.models import ReturnAuthorization  # noqa: PLC0415

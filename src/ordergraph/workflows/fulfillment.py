@@ -564,6 +564,18 @@ async def _short_one(fo: FulfillmentOrder, order: Order, takes: list[tuple[PickL
                       backordered=[{"sku": skus[lid], "quantity": q} for lid, q in plan.short.items()])
     await create_fulfillment_orders(order, actor)
     await sync_order_status(order, actor, "short pick")
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import raise_exception  # noqa: PLC0415
+
+    pl_id = takes[0][0].pick_list_id
+    for lid, q in released_lines.items():
+        await raise_exception(ExceptionKind.SHORT_PICK, f"SHORT_PICK:{pl_id}:{fo.id}:{lid}",
+                              f"{q} x {skus[lid]} missing from the bin at {fo.number}", actor, order_id=order.id,
+                              details={"sku": skus[lid], "missing": q, "fulfillment_order": fo.number, "reason": reason})
+    for lid, q in plan.short.items():
+        await raise_exception(ExceptionKind.OUT_OF_STOCK, f"OUT_OF_STOCK:{order.id}:{lid}",
+                              f"{q} x {skus[lid]} backordered after a short pick", actor, order_id=order.id,
+                              details={"sku": skus[lid], "backordered": q})
 
 
 # --- packing -----------------------------------------------------------------------------------

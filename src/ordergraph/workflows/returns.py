@@ -352,6 +352,7 @@ async def on_return_scan(shipment: Shipment, status: TrackingStatus, actor: str)
         rma.received_at = _now()
         await rma.save(update_fields=["status", "received_at", "updated_at"])
         await return_event(rma, order, "RETURN_ARRIVED", actor, tracking_number=shipment.tracking_number)
+        await _overdue_resolved(rma, actor)
 
 
 async def receive_return(rma_id: int, received: list[tuple[int, int]], actor: str) -> ReturnAuthorization:
@@ -382,9 +383,17 @@ async def receive_return(rma_id: int, received: list[tuple[int, int]], actor: st
             rma.status = RETURN.target(rma, "RECEIVE")
             rma.received_at = rma.received_at or _now()
             await rma.save(update_fields=["status", "received_at", "updated_at"])
+            await _overdue_resolved(rma, actor)
         await return_event(rma, order, "RETURN_RECEIVED", actor,
                            lines=[{"sku": lines[lid].sku, "quantity": q} for lid, q in received])
     return rma
+
+
+async def _overdue_resolved(rma: ReturnAuthorization, actor: str) -> None:
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import resolve_cause  # noqa: PLC0415
+
+    await resolve_cause(ExceptionKind.RETURN_OVERDUE, actor, "RECEIVED", "the parcel arrived", return_id=rma.id)
 
 
 @dataclass

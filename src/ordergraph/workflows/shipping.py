@@ -368,6 +368,11 @@ async def _ship(shipment: Shipment, order: Order, actor: str) -> Shipped:
         await fo.save(update_fields=["status", "shipped_at", "updated_at"])
         await fo_event(fo, order, "FULFILLMENT_SHIPPED", actor)
     await sync_order_status(order, actor, "package shipped")
+    if order.status is OrderStatus.SHIPPED:
+        from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+        from ordergraph.workflows.exceptions import resolve_cause  # noqa: PLC0415
+
+        await resolve_cause(ExceptionKind.SHIP_SLA_BREACH, actor, "SHIPPED", "the order shipped", order_id=order.id)
     await notifications.queue(
         f"ORDER_SHIPPED:{shipment.id}", "ORDER_SHIPPED", order.customer_email,
         await _mail_context(order, shipment), order_id=order.id,
@@ -503,6 +508,7 @@ async def _apply(shipment: Shipment, order: Order, u: TrackingUpdate, actor: str
     await shipment_event(shipment, order, "TRACKING_UPDATED", actor, status=status, location=u.location,
                          occurred_at=u.occurred_at, estimated_delivery=shipment.estimated_delivery,
                          shipment_status={"from": before, "to": shipment.status}, event_id=u.carrier_event_id)
+    await _exceptions_for_scan(shipment, order, status, u, actor)
     if shipment.direction is ShipmentDirection.RETURN:
         from ordergraph.workflows.returns import on_return_scan  # noqa: PLC0415
 
@@ -517,6 +523,28 @@ async def _apply(shipment: Shipment, order: Order, u: TrackingUpdate, actor: str
                                   await _mail_context(order, shipment), order_id=order.id)
     if shipment.status is S.DELIVERED and before is not S.DELIVERED:
         await _maybe_delivered(order, actor)
+
+
+_SCAN_PROBLEMS = {T.DELAYED: "CARRIER_DELAY", T.FAILED_ATTEMPT: "DELIVERY_FAILED", T.EXCEPTION: "DELIVERY_FAILED",
+                  T.RETURNED_TO_SENDER: "DELIVERY_FAILED"}
+
+
+async def _exceptions_for_scan(shipment: Shipment, order: Order, status: T, u: TrackingUpdate, actor: str) -> None:
+    """A carrier's bad news raises one exception per shipment and kind; good news resolves them."""
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import raise_exception, resolve_cause  # noqa: PLC0415
+
+    await resolve_cause(ExceptionKind.MISSED_PICKUP, actor, "PICKED_UP", f"scanned {status}", shipment_id=shipment.id)
+    if status in _SCAN_PROBLEMS:
+        kind = ExceptionKind(_SCAN_PROBLEMS[status])
+        where = f" at {u.location}" if u.location else ""
+        await raise_exception(kind, f"{kind}:{shipment.id}", f"{shipment.carrier} {shipment.tracking_number}: {status}{where}",
+                              actor, order_id=order.id, shipment_id=shipment.id,
+                              return_id=shipment.return_id, details={"status": status, "event_id": u.carrier_event_id,
+                                                                     "description": u.description})
+    if status is T.DELIVERED:
+        for kind in (ExceptionKind.CARRIER_DELAY, ExceptionKind.DELIVERY_FAILED, ExceptionKind.LOST_IN_TRANSIT):
+            await resolve_cause(kind, actor, "DELIVERED", "the carrier delivered the parcel", shipment_id=shipment.id)
 
 
 async def _maybe_delivered(order: Order, actor: str) -> None:
