@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         finally:
             if jobs is not None:
                 await jobs.stop()
-            await streaming.stop()
+            await streaming.stop(stream)
             if manage_db:
                 await close_db()
 

@@ -70,3 +70,28 @@ async def test_subscriptions_per_connection_are_capped(server, db, settings):
     assert refused == {"id": over, "type": "error", "payload": [{"message": "Subscription limit reached"}]}
     await ws.expect_silence(0.2)  # the connection and its other subscriptions stay up
     await ws.close()
+
+
+async def test_an_app_started_and_stopped_inside_another_leaves_its_streams_working(gql, server, db):
+    """Another app served in the same process (as some tests do) starts its own event
+    streaming; stopping it gives the running app its own back instead of none."""
+    from ordergraph.app import create_app
+    from ordergraph.subscriptions import runtime
+    from tests.orders_helpers import PLACE, order_input, world
+    from tests.servers import serve
+
+    outer = runtime.current()
+    async with serve(create_app(db, manage_db=False)):
+        assert runtime.current() is not outer
+    assert runtime.current() is outer
+    await world()
+    key = await f.staff_key()
+    ws = await WSClient.connect(server, key)
+    await ws.subscribe("subscription { lowStockAlerts { type } }")
+    await ws.expect_silence(0.2)  # subscribed, no error
+    order = (await gql(PLACE, {"input": order_input([("SKU-A", 1)])}, auth=key))["placeOrder"]
+    assert order["__typename"] == "OrderPayload"
+    await ws.subscribe("subscription($id: ID!, $a: String) { orderEvents(orderId: $id, after: $a) { type } }",
+                       {"id": order["order"]["id"], "a": "0"})
+    assert [m["orderEvents"]["type"] for m in await ws.take(4)][0] == "ORDER_PLACED"
+    await ws.close()

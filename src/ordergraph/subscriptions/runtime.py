@@ -11,7 +11,7 @@ from ordergraph.subscriptions.outbox import Publisher, relay_once
 from ordergraph.workflows.events import set_event_sink
 
 
-@dataclass
+@dataclass(eq=False)
 class Streaming:
     hub: Hub
     bus: EventBus
@@ -21,32 +21,38 @@ class Streaming:
         return await relay_once(self.bus)
 
 
-_current: Streaming | None = None
+# The runtimes started in this process, the newest last. Normally one; an app started inside
+# another (tests, or an embedding that serves a second app) gets its own, and stopping it
+# gives the outer app back its runtime instead of leaving the process without one.
+_running: list[Streaming] = []
 
 
 def current() -> Streaming:
-    if _current is None:
+    if not _running:
         raise RuntimeError("event streaming is not started")
-    return _current
+    return _running[-1]
 
 
 async def start(settings: Settings) -> Streaming:
-    global _current  # noqa: PLW0603 - one runtime per process
     hub = Hub()
     bus: EventBus = RedisBus(hub, settings.redis_url) if settings.redis_url else InMemoryBus(hub)
     await bus.start()
     publisher = Publisher(bus)
     publisher.start()
     set_event_sink(publisher.submit)
-    _current = Streaming(hub, bus, publisher)
-    return _current
+    stream = Streaming(hub, bus, publisher)
+    _running.append(stream)
+    return stream
 
 
-async def stop() -> None:
-    global _current  # noqa: PLW0603
-    if _current is None:
-        return
-    set_event_sink(None)
-    await _current.publisher.stop()
-    await _current.bus.stop()
-    _current = None
+async def stop(stream: Streaming | None = None) -> None:
+    """Stop `stream` (the newest by default); the one started before it becomes current again."""
+    if stream is None:
+        if not _running:
+            return
+        stream = _running[-1]
+    if stream in _running:
+        _running.remove(stream)
+    set_event_sink(_running[-1].publisher.submit if _running else None)
+    await stream.publisher.stop()
+    await stream.bus.stop()
