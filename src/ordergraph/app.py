@@ -23,6 +23,7 @@ from ordergraph.context import Context
 from ordergraph.db import close_db, fetch, init_db
 from ordergraph.jobs import default_jobs
 from ordergraph.observability import WS_CONNECTIONS, configure_logging, log, new_request_id, request_id_var
+from ordergraph.response_cache import with_response_cache
 from ordergraph.rest import routes as rest_routes
 from ordergraph.schema.root import build_schema
 from ordergraph.subscriptions import runtime as streaming
@@ -205,4 +206,4 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         lifespan=lifespan,
     )
     app.state.settings = settings
-    return RequestIdMiddleware(app)  # type: ignore[return-value]
+    return RequestIdMiddleware(with_response_cache(app, graphql.schema, settings))  # type: ignore[return-value]

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     ops_alert_to: str = "ops@ordergraph.local"  # the team alerts' recipients, comma-separated
     outbox_dir: str = "var/outbox"
 
+    # Order response cache (response_cache.py): answers of order(number)/trackOrder kept per
+    # document and viewer, checked against the order's version on every request.
+    response_cache_enabled: bool = True
+    response_cache_max_entries: int = 10_000
+    response_cache_max_bytes: int = 64 * 1024 * 1024
+    response_cache_max_documents: int = 256
+
     @field_validator("carriers_enabled", mode="before")
     @classmethod
     def _split_codes(cls, value: object) -> object:

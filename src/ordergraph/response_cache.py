@@ -45,7 +45,6 @@ Metrics: `ordergraph_response_cache_requests_total{result="hit|miss|bypass"}` an
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -115,16 +114,9 @@ CACHE_ENTRIES = Gauge("ordergraph_response_cache_entries", "Request bodies with 
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:
-    """A cache setting from `settings`, else from the environment (NAME in capitals), else the default."""
+    """A cache setting (config.Settings reads them from the environment: RESPONSE_CACHE_…)."""
     value = getattr(settings, name, None)
-    if value is not None:
-        return value
-    raw = os.environ.get(name.upper())
-    if raw is None:
-        return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    return type(default)(raw)
+    return default if value is None else value
 
 
 # -- the document: checked once per query string ----------------------------------------------

@@ -445,7 +445,7 @@ async def test_the_app_verifies_with_its_own_settings(db, http):
     w = await shipped_world()
     own = db.model_copy(update={"carrier_webhook_secrets": {"econopost": "whsec_this_app_only", "swiftship": "x"}})
     body = event_body(w.econopost, TrackingStatus.IN_TRANSIT, w.t0, event_id="own-1")
-    async with serve(create_app(own, manage_db=False)) as base, httpx.AsyncClient(base_url=base) as client:
+    async with serve(create_app(own, manage_db=False), lifespan="off") as base, httpx.AsyncClient(base_url=base) as client:
         r = await post(client, "econopost", body, {SIGNATURE_HEADER: sign("whsec_this_app_only", body, int(time.time()))})
         assert (r.status_code, r.json()) == (200, {"received": 1, "applied": 1, "duplicates": 0})
 

@@ -375,8 +375,10 @@ async def test_bounded_and_can_be_turned_off(db, monkeypatch):
         await client.http.aclose()
     off = db.model_copy(update={"response_cache_enabled": False})
     assert not isinstance(create_cached_app(off, manage_db=False).app, ResponseCache)
-    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "false")  # until config.py has the setting
-    assert not isinstance(create_cached_app(db, manage_db=False).app, ResponseCache)
+    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "false")  # the environment decides, as in production
+    from ordergraph.config import Settings  # noqa: PLC0415
+
+    assert not isinstance(create_cached_app(Settings(database_url=db.database_url), manage_db=False).app, ResponseCache)
 
 
 def test_every_allowed_field_exists_in_the_schema():
