@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
                 ('held_from', fields.CharEnumField(null=True, description='OPEN: OPEN\nPICKING: PICKING\nPICKED: PICKED\nPACKED: PACKED\nSHIPPED: SHIPPED\nON_HOLD: ON_HOLD\nCANCELLED: CANCELLED', enum_type=FulfillmentStatus, max_length=9)),
                 ('hold_reason', fields.CharField(default='', max_length=500)),
                 ('service_level', fields.CharEnumField(default=ServiceLevel.STANDARD, description='STANDARD: STANDARD\nEXPRESS: EXPRESS\nNEXT_DAY: NEXT_DAY', enum_type=ServiceLevel, max_length=8)),
+                ('promised_ship_by', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('pick_list_id', fields.IntField(null=True, db_index=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),

@@ -92,7 +92,7 @@ async def test_sweeps_on_a_frozen_clock_raise_once(db):
     assert (lost.kind, lost.shipment_id is not None) == (K.LOST_IN_TRANSIT, True)
     # an order not shipped by its promised date
     unshipped = await _order(1)
-    assert exceptions.promised_ship_by(datetime(2026, 11, 20, 10, tzinfo=UTC), "STANDARD") == datetime(
+    assert fulfillment.promised_ship_by(datetime(2026, 11, 20, 10, tzinfo=UTC), "STANDARD") == datetime(
         2026, 11, 24, 23, 59, 59, tzinfo=UTC)  # Friday morning + 2 business days
     assert await exceptions.sweep(later) == 1
     assert await OrderException.filter(kind=K.SHIP_SLA_BREACH, order_id=unshipped.id).count() == 1

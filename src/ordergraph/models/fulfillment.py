@@ -31,6 +31,7 @@ class FulfillmentOrder(Model):
     held_from = fields.CharEnumField(FulfillmentStatus, null=True)  # the state ON_HOLD returns to
     hold_reason = fields.CharField(max_length=500, default="")
     service_level = fields.CharEnumField(ServiceLevel, default=ServiceLevel.STANDARD)
+    promised_ship_by = fields.DatetimeField(null=True)  # from the order's placing time and service level
     pick_list_id = fields.IntField(null=True, db_index=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

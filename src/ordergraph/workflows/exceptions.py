@@ -26,6 +26,7 @@ from ordergraph.models.enums import (
     Team,
 )
 from ordergraph.workflows.errors import DomainError, ErrorCode
+from ordergraph.workflows.fulfillment import promised_ship_by
 from ordergraph.workflows.events import jsonable, order_routing, record_event
 from ordergraph.workflows.lifecycle import StateMachine
 
@@ -306,27 +307,6 @@ async def sweep(now: datetime | None = None, limits: SweepLimits = SweepLimits()
                 actor, order_id=r.order_id, return_id=r.id, now=now))
     raised += await _sweep_ship_sla(now, actor)
     return raised
-
-
-# Business days to ship, by service level, counted from the day the order was placed (orders
-# placed after the cut-off count from the next business day).
-SHIP_DAYS = {"STANDARD": 2, "EXPRESS": 1, "NEXT_DAY": 0}
-CUTOFF_HOUR_UTC = 15
-
-
-def promised_ship_by(placed_at: datetime, service_level: str) -> datetime:
-    """The end of the business day by which the order must leave."""
-    day = placed_at.astimezone(UTC)
-    if day.hour >= CUTOFF_HOUR_UTC:
-        day += timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    left = SHIP_DAYS.get(str(service_level), 2)
-    while left > 0:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            left -= 1
-    return day.replace(hour=23, minute=59, second=59, microsecond=0)
 
 
 async def _sweep_ship_sla(now: datetime, actor: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ordergraph.db import transaction
@@ -118,6 +118,27 @@ async def _locked_fo(fo_id: int) -> tuple[FulfillmentOrder, Order]:
 
 # --- creation (called by allocation, inside its transaction) ---------------------------------
 
+# Business days to ship, by service level, counted from the day the order was placed (orders
+# placed after the cut-off count from the next business day).
+SHIP_DAYS = {"STANDARD": 2, "EXPRESS": 1, "NEXT_DAY": 0}
+CUTOFF_HOUR_UTC = 15
+
+
+def promised_ship_by(placed_at: datetime, service_level: str) -> datetime:
+    """The end of the business day by which the order must leave the warehouse."""
+    day = placed_at.astimezone(UTC)
+    if day.hour >= CUTOFF_HOUR_UTC:
+        day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    left = SHIP_DAYS.get(str(service_level), 2)
+    while left > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            left -= 1
+    return day.replace(hour=23, minute=59, second=59, microsecond=0)
+
+
 
 async def create_fulfillment_orders(order: Order, actor: str) -> list[FulfillmentOrder]:
     """Give the order's active allocations no fulfillment order covers yet to one fulfillment
@@ -141,7 +162,7 @@ async def create_fulfillment_orders(order: Order, actor: str) -> list[Fulfillmen
             count += 1
             fo = await FulfillmentOrder.create(
                 number=f"{order.number}-F{count}", order_id=order.id, warehouse_id=wh_id,
-                service_level=order.service_level,
+                service_level=order.service_level, promised_ship_by=promised_ship_by(order.placed_at, order.service_level),
             )
         fls = {fl.order_line_id: fl for fl in await FulfillmentLine.filter(fulfillment_order_id=fo.id)}
         added: dict[int, int] = defaultdict(int)
