@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ordergraph.db import create_rows, insert_rows, transaction
+from ordergraph.db import Params, Raw, create_rows, dialect, fetch, insert_rows, model_rows, transaction
 from ordergraph.integrations.payments import (
     AuthorizationResult,
     GatewayUnavailable,
@@ -56,7 +56,7 @@ async def record_authorization(
 ) -> Payment:
     """Inside the placement transaction: the payment row, its transaction and event."""
     status = PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.FAILED
-    [payment] = await create_rows(Payment, [{
+    payment_row = {
         "order_id": order.id,
         "gateway": gateway,
         "method": method,
@@ -68,16 +68,20 @@ async def record_authorization(
         "authorization_expires_at": result.expires_at,
         "failure_code": None if result.approved else result.decline_code,
         "failure_message": None if result.approved else result.message,
-    }])
-    await insert_rows(PaymentTransaction, [{
-        "payment_id": payment.id,
+    }
+    transaction_row = {
         "kind": TransactionKind.AUTHORIZE,
         "amount": order.total,
         "success": result.approved,
         "gateway_ref": result.reference,
         "error_code": None if result.approved else result.decline_code,
         "error_message": None if result.approved else result.message,
-    }])
+    }
+    if dialect() == "postgres":
+        payment = await _payment_with_transaction(payment_row, transaction_row)
+    else:
+        [payment] = await create_rows(Payment, [payment_row])
+        await insert_rows(PaymentTransaction, [{**transaction_row, "payment_id": payment.id}])
     if result.approved:
         await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=order.total, currency=order.currency)
     else:
@@ -85,6 +89,21 @@ async def record_authorization(
             order, "PAYMENT_DECLINED", actor, payment_id=payment.id, decline_code=result.decline_code, message=result.message
         )
     return payment
+
+
+async def _payment_with_transaction(payment_row: dict, transaction_row: dict) -> Payment:
+    """PostgreSQL: the payment and its transaction in one statement (a data-modifying CTE)."""
+    pay_columns, [pay_values] = model_rows(Payment, [payment_row])
+    tx_columns, [tx_values] = model_rows(PaymentTransaction, [{**transaction_row, "payment_id": Raw("_p.id")}])
+    p = Params()
+    sql = (
+        f"WITH _p AS (INSERT INTO payments ({', '.join(pay_columns)}) VALUES ({', '.join(p(v) for v in pay_values)})"
+        f" RETURNING id) INSERT INTO payment_transactions ({', '.join(tx_columns)})"
+        f" SELECT {', '.join(v.render(p) if isinstance(v, Raw) else p(v) for v in tx_values)} FROM _p"
+        " RETURNING payment_id"
+    )
+    [row] = await fetch(sql, p.values)
+    return Payment._init_from_db(id=row["payment_id"], **dict(zip(pay_columns, pay_values, strict=True)))
 
 
 async def _gateway_call(payment: Payment, kind: TransactionKind, amount: Decimal, call):
