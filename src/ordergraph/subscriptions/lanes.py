@@ -20,7 +20,6 @@ the wire is the order of the stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
@@ -57,10 +56,18 @@ def step(coro: Coroutine[Any, Any, Any]) -> asyncio.Future | None:
     the socket's buffer is full, so most sends finish here with no task switch (Python 3.12's
     eager tasks do the same). If it does have to wait, the rest runs in a task, returned."""
     try:
-        waiting_on = coro.send(None)
+        waiting_on = _taken(coro.send(None))
     except StopIteration:
         return None
     return asyncio.ensure_future(_finish(coro, waiting_on))
+
+
+def _taken(waiting_on: Any) -> Any:
+    # What a task does with a future its coroutine yields: clear the flag that the future's
+    # `await` set, or awaiting it again raises "await wasn't used with future".
+    if getattr(waiting_on, "_asyncio_future_blocking", False):
+        waiting_on._asyncio_future_blocking = False  # noqa: SLF001
+    return waiting_on
 
 
 async def _finish(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
@@ -72,12 +79,12 @@ async def _finish(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
                 await waiting_on
         except BaseException as exc:  # noqa: BLE001 - cancellation goes into the coroutine
             try:
-                waiting_on = coro.throw(exc)
+                waiting_on = _taken(coro.throw(exc))
             except StopIteration:
                 return
             continue
         try:
-            waiting_on = coro.send(None)
+            waiting_on = _taken(coro.send(None))
         except StopIteration:
             return
 
@@ -170,8 +177,11 @@ class Lane:
     async def flushed(self) -> None:
         """Wait until every text handed to this lane has been written (or the lane closed)."""
         while self._drain is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._drain)
+            drain = self._drain
+            if drain.done():  # its callback (next write, or none) has not run yet
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([drain])  # neither raises its error nor cancels it
 
     def close(self) -> None:
         self._closed = True
