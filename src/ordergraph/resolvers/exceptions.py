@@ -21,7 +21,10 @@ from ordergraph.schema.errors import (
     OperationError,
 )
 from ordergraph.schema.exceptions import ExceptionType
+from ordergraph.auth.permissions import can_write_order
+from ordergraph.resolvers.orders import AddressInput, OrderResult, _address, _order_payload, writable_order
 from ordergraph.workflows import exceptions as wf
+from ordergraph.workflows import resolutions
 from ordergraph.workflows.errors import DomainError, ErrorCode
 
 SCOPE = "orders:write"
@@ -146,3 +149,74 @@ class ExceptionMutation:
         return await run_mutation(info, "reopenException", idempotency_key, {"id": str(id), "reason": reason},
                                   lambda: wf.reopen(_exc_id(info, id), reason, info.context.viewer.actor),
                                   _payload, scope=SCOPE)
+
+
+@strawberry.type
+class ResolutionMutation:
+    """Resolution actions: each runs the real workflow and resolves the exceptions it fixes (or
+    the one given as `exceptionId`)."""
+
+    @strawberry.mutation(description="Reroute the units a warehouse has not started picking to the other warehouses.")
+    async def reallocate_order(self, info: Info, order_id: relay.GlobalID, warehouse: str,
+                               exception_id: relay.GlobalID | None = None,
+                               idempotency_key: str | None = None) -> OrderResult:
+        async def action():
+            from ordergraph.models import Warehouse  # noqa: PLC0415
+
+            oid = await writable_order(info, order_id)
+            wh = await Warehouse.get_or_none(code=warehouse)
+            if wh is None:
+                raise DomainError(ErrorCode.NOT_FOUND, f"no warehouse {warehouse!r}", ["warehouse"])
+            return await resolutions.reallocate(oid, wh.id, info.context.viewer.actor, exception_id=_opt(info, exception_id))
+
+        return await run_mutation(info, "reallocateOrder", idempotency_key,
+                                  {"order": str(order_id), "warehouse": warehouse, "exc": str(exception_id)},
+                                  action, _order_payload, scope=SCOPE)
+
+    @strawberry.mutation(description="Send a lost or refused parcel's contents again, as a linked replacement order at "
+                                     "no charge; returns the replacement.")
+    async def reship(self, info: Info, shipment_id: relay.GlobalID, exception_id: relay.GlobalID | None = None,
+                     idempotency_key: str | None = None) -> OrderResult:
+        async def action():
+            from ordergraph.models import Order, Shipment  # noqa: PLC0415
+
+            sid = int(shipment_id.node_id) if shipment_id.type_name == "Shipment" and shipment_id.node_id.isdigit() else -1
+            shipment = await Shipment.get_or_none(id=sid)
+            order = await Order.get_or_none(id=shipment.order_id) if shipment else None
+            if order is None or not can_write_order(info.context.viewer, order):
+                raise DomainError(ErrorCode.NOT_FOUND, "no such shipment", ["shipmentId"])
+            return await resolutions.reship(sid, info.context.viewer.actor, exception_id=_opt(info, exception_id))
+
+        return await run_mutation(info, "reship", idempotency_key, {"shipment": str(shipment_id), "exc": str(exception_id)},
+                                  action, _order_payload, scope=SCOPE)
+
+    @strawberry.mutation(description="Correct the shipping address before anything has a label; releases an ADDRESS hold.")
+    async def update_shipping_address(self, info: Info, order_id: relay.GlobalID, address: AddressInput,
+                                      exception_id: relay.GlobalID | None = None,
+                                      idempotency_key: str | None = None) -> OrderResult:
+        async def action():
+            oid = await writable_order(info, order_id)
+            return await resolutions.update_shipping_address(oid, _address(address), info.context.viewer.actor,
+                                                             exception_id=_opt(info, exception_id))
+
+        return await run_mutation(info, "updateShippingAddress", idempotency_key,
+                                  {"order": str(order_id), "address": address, "exc": str(exception_id)},
+                                  action, _order_payload, scope=SCOPE)
+
+    @strawberry.mutation(description="Cancel the order (allocations back, payment voided or refunded) and resolve its "
+                                     "exceptions.")
+    async def cancel_and_refund(self, info: Info, order_id: relay.GlobalID, reason: str,
+                                exception_id: relay.GlobalID | None = None,
+                                idempotency_key: str | None = None) -> OrderResult:
+        async def action():
+            oid = await writable_order(info, order_id)
+            return await resolutions.cancel_and_refund(oid, reason, info.context.viewer.actor,
+                                                       exception_id=_opt(info, exception_id))
+
+        return await run_mutation(info, "cancelAndRefund", idempotency_key,
+                                  {"order": str(order_id), "reason": reason, "exc": str(exception_id)},
+                                  action, _order_payload, scope=SCOPE)
+
+
+def _opt(info: Info, gid: relay.GlobalID | None) -> int | None:
+    return None if gid is None else _exc_id(info, gid)
