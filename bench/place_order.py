@@ -13,7 +13,8 @@
    an OrderPayload with status ALLOCATED.
 3. Baseline, same database, same counts: an asyncpg pool (20 connections) in this process doing,
    per order, one transaction with the same writes as the workflow, in its order (see
-   `baseline_order`), one statement per row.
+   `baseline_order`), one statement per row; with `--baseline batched`, the same rows several
+   per statement (see `baseline_order_batched`).
 4. Checks that both paths wrote the same rows per order (the STOCK_CHANGED events included),
    then prints the figures, the ratio app/baseline (target >= 0.6) and one JSON line with
    everything.
@@ -247,9 +248,125 @@ async def baseline_order(pool, world: dict, n: int) -> None:
                 "quantity": take, "reference": number}), actor, now)
 
 
-async def drive_baseline(pool, world: dict, *, start: int, count: int, concurrency: int) -> c.LoadResult:
+BATCHED = {
+    "lines": (
+        "INSERT INTO order_lines (position, sku, name, external_line_id, quantity, unit_price, allocated_quantity,"
+        " backordered_quantity, shipped_quantity, cancelled_quantity, order_id, variant_id)"
+        " SELECT p, s, n, NULL, q, u, 0, 0, 0, 0, $1, v"
+        " FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::numeric[], $7::int[]) AS l(p, s, n, q, u, v)"
+        " RETURNING id, position"
+    ),
+    "payment": (
+        "WITH p AS (INSERT INTO payments (gateway, method, status, currency, amount, authorized_amount, captured_amount,"
+        " refunded_amount, authorization_ref, authorization_expires_at, failure_code, failure_message,"
+        " created_at, updated_at, order_id)"
+        " VALUES ('local', 'card', 'AUTHORIZED', 'USD', $1, $1, 0, 0, $2, $3, NULL, NULL, $4, $4, $5) RETURNING id)"
+        " INSERT INTO payment_transactions (kind, amount, success, gateway_ref, error_code, error_message,"
+        " created_at, payment_id) SELECT 'AUTHORIZE', $1, true, $2, NULL, NULL, $4, p.id FROM p RETURNING payment_id"
+    ),
+    "levels": (
+        "SELECT id, warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock, reorder_point"
+        " FROM inventory_levels WHERE warehouse_id = ANY($1::int[]) AND variant_id = ANY($2::int[])"
+    ),
+    "lock": (
+        "SELECT id, warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock, reorder_point"
+        " FROM inventory_levels WHERE warehouse_id = ANY($1::int[]) AND variant_id = ANY($2::int[]) ORDER BY id FOR UPDATE"
+    ),
+    "order_side": (
+        "WITH a AS (INSERT INTO allocations (order_id, quantity, status, created_at, released_at, line_id, warehouse_id)"
+        " SELECT $1, q, 'ACTIVE', $2, NULL, lid, wid FROM unnest($3::int[], $4::int[], $5::int[]) AS a(q, lid, wid)),"
+        " l AS (UPDATE order_lines SET allocated_quantity = u.q, backordered_quantity = 0"
+        " FROM unnest($6::int[], $7::int[]) AS u(id, q) WHERE order_lines.id = u.id)"
+        " UPDATE orders SET number = $8, status = 'ALLOCATED', updated_at = $2 WHERE id = $1"
+    ),
+    # Under the locks: the stock UPDATE, its ledger rows and every event of the order, in one
+    # statement (a stock event's sequence read inside it); RETURNING tells how many levels changed.
+    "stock": (
+        "WITH upd AS (UPDATE inventory_levels AS l SET allocated = l.allocated + t.q, updated_at = CURRENT_TIMESTAMP"
+        " FROM unnest($1::int[], $2::int[]) AS t(id, q) WHERE l.id = t.id AND l.allocated + t.q + l.reserved <= l.on_hand"
+        " AND l.on_hand - l.allocated - t.q - l.reserved - l.safety_stock >= 0 RETURNING l.id),"
+        " led AS (INSERT INTO stock_movements (kind, quantity, on_hand_after, allocated_after, reserved_after, reason,"
+        " reference, order_id, actor, created_at, variant_id, warehouse_id)"
+        " SELECT 'ALLOCATION', q, oh, al, rs, 'order allocation', $3, $4, $5, $6, vid, wid"
+        " FROM unnest($7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[]) AS m(q, oh, al, rs, vid, wid))"
+        " INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at, published_at)"
+        " SELECT e.at, e.aid, CASE WHEN e.seq > 0 THEN e.seq ELSE coalesce((SELECT max(x.sequence) FROM events x"
+        " WHERE x.aggregate_type = e.at AND x.aggregate_id = e.aid), 0) + 1 END, e.oid, e.ty, e.data::jsonb, $5, $6, NULL"
+        " FROM unnest($13::text[], $14::int[], $15::int[], $16::int[], $17::text[], $18::text[]) WITH ORDINALITY"
+        " AS e(at, aid, seq, oid, ty, data, ord) ORDER BY e.ord RETURNING (SELECT count(*) FROM upd) AS changed"
+    ),
+}
+
+
+async def baseline_order_batched(pool, world: dict, n: int) -> None:
+    """`baseline_order` written as a hand-written service that batches would write it: the same
+    rows in the same order, with the inventory rows locked over the same stretch, but several rows
+    per statement (unnest arrays) and independent writes together (data-modifying CTEs), as the
+    app does on PostgreSQL since 4c44c22: 8 statements instead of 30."""
+    lines = order_lines(n)
+    actor = world["actor"]
+    now = datetime.now(UTC)
+    address = json.dumps({"name": "Ada Lovelace", "line1": "1 Main St", "city": "Springfield",
+                          "postal_code": "62701", "country": "US"})
+    auth_ref = f"auth_{secrets.token_hex(12)}"
+    async with pool.acquire() as conn, conn.transaction():
+        variants = {r["sku"]: r for r in await conn.fetch(SQL["variants"], list(SKUS))}
+        total = sum((variants[s]["price"] * q for s, q in lines), Decimal("0"))
+        order_id = await conn.fetchval(SQL["insert_order"], f"TMP-{secrets.token_hex(12)}", f"bench{n}@example.com",
+                                       "Bench Customer", address, total, now, world["channel_id"])
+        number = f"SO-{order_id:06d}"
+        rows = await conn.fetch(BATCHED["lines"], order_id, list(range(len(lines))), [s for s, _ in lines],
+                                [variants[s]["name"] for s, _ in lines], [q for _, q in lines],
+                                [variants[s]["price"] for s, _ in lines], [variants[s]["id"] for s, _ in lines])
+        line_ids = [r["id"] for r in sorted(rows, key=lambda r: r["position"])]
+        payment_id = await conn.fetchval(BATCHED["payment"], total, auth_ref, now + timedelta(days=7), now, order_id)
+        keys = (world["warehouse_ids"], [variants[s]["id"] for s in SKUS])
+        takes = _plan(await conn.fetch(BATCHED["levels"], *keys), lines, variants, world["warehouse_ids"])
+        await conn.execute(BATCHED["order_side"], order_id, now, [t for *_, t in takes],
+                           [line_ids[i] for i, *_ in takes], [wid for _, _, _, wid, _ in takes],
+                           line_ids, [q for _, q in lines], number)
+        locked = await conn.fetch(BATCHED["lock"], *keys)
+        if _plan(locked, lines, variants, world["warehouse_ids"]) != takes:
+            raise RuntimeError("the plan changed under the locks")  # never with 10^9 units on hand
+        by_id = {r["id"]: r for r in locked}
+        after = []
+        for _, _, level_id, wid, take in takes:
+            r = by_id[level_id]
+            after.append((r, r["allocated"] + take))
+        events = [
+            ("Order", order_id, 1, order_id, "ORDER_PLACED", {
+                "status": "PENDING", "channel": "WEB", "total": str(total), "currency": "USD",
+                "lines": [{"sku": s, "quantity": q} for s, q in lines]}),
+            ("Order", order_id, 2, order_id, "PAYMENT_AUTHORIZED",
+             {"payment_id": payment_id, "amount": str(total), "currency": "USD"}),
+            ("Order", order_id, 3, order_id, "ORDER_CONFIRMED", {"status": {"from": "PENDING", "to": "CONFIRMED"}}),
+            ("Order", order_id, 4, order_id, "ORDER_ALLOCATED", {
+                "status": {"from": "CONFIRMED", "to": "ALLOCATED"},
+                "allocations": [{"sku": sku, "warehouse": world["warehouse_codes"][wid], "quantity": take}
+                                for _, sku, _, wid, take in takes],
+                "backordered": []}),
+        ] + [
+            ("InventoryLevel", r["id"], 0, None, "STOCK_CHANGED", {
+                "warehouse_id": r["warehouse_id"], "variant_id": r["variant_id"], "on_hand": r["on_hand"],
+                "allocated": allocated, "reserved": r["reserved"], "safety_stock": r["safety_stock"],
+                "available": r["on_hand"] - allocated - r["reserved"] - r["safety_stock"],
+                "reorder_point": r["reorder_point"], "kind": "ALLOCATION", "quantity": take, "reference": number})
+            for (r, allocated), (*_, take) in zip(after, takes, strict=True)
+        ]
+        changed = await conn.fetchval(
+            BATCHED["stock"], [t[2] for t in takes], [t[4] for t in takes], number, order_id, actor, now,
+            [t[4] for t in takes], [r["on_hand"] for r, _ in after], [a for _, a in after],
+            [r["reserved"] for r, _ in after], [r["variant_id"] for r, _ in after], [r["warehouse_id"] for r, _ in after],
+            [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], [e[3] for e in events],
+            [e[4] for e in events], [json.dumps(e[5]) for e in events])
+        if changed != len(takes):
+            raise RuntimeError("stock conflict under the locks")
+
+
+async def drive_baseline(pool, world: dict, *, start: int, count: int, concurrency: int,
+                         write=baseline_order) -> c.LoadResult:
     async def call(i: int) -> str | None:
-        await baseline_order(pool, world, start + i)
+        await write(pool, world, start + i)
         return None
 
     return await c.run_load(call, concurrency=concurrency, total=count)
@@ -403,13 +520,16 @@ async def main(args) -> dict:
 
     bworld = {"channel_id": world["channel_id"], "warehouse_ids": [wh["EAST"], wh["WEST"]],
               "warehouse_codes": {v: k for k, v in wh.items()}, "actor": actor}
+    write = baseline_order_batched if args.baseline == "batched" else baseline_order
+    report["baseline_style"] = args.baseline
     pool = await asyncpg.create_pool(url, min_size=20, max_size=20)
     try:
-        print(f"[baseline] warm-up: {args.warmup} orders")
+        print(f"[baseline] ({args.baseline}) warm-up: {args.warmup} orders")
         base_start = 1_000_000
-        await drive_baseline(pool, bworld, start=base_start, count=args.warmup, concurrency=args.concurrency)
+        await drive_baseline(pool, bworld, start=base_start, count=args.warmup, concurrency=args.concurrency,
+                             write=write)
         with c.statement_log() as log:
-            await baseline_order(pool, bworld, 800_000)
+            await write(pool, bworld, 800_000)
         base_stmts = c.classify(log)
         print(f"[baseline] statements for one order: {base_stmts}")
         async with admin_conn(url) as conn:
@@ -419,7 +539,7 @@ async def main(args) -> dict:
         with c.CpuMeter() as base_meter:
             async with Sampler(c.PG_ADMIN_DSN, args.db) as base_sampler:
                 base_res = await drive_baseline(pool, bworld, start=base_start + args.warmup, count=args.orders,
-                                                concurrency=args.concurrency)
+                                                concurrency=args.concurrency, write=write)
         base_cpu = time.process_time() - t0
     finally:
         await pool.close()
@@ -492,6 +612,10 @@ def cli() -> None:
     p.add_argument("--app-dir", help="directory to import --app-entry from")
     p.add_argument("--profile", metavar="FILE", help="py-spy the app process during the measured run; "
                    "collapsed stacks to FILE and a summary in the report")
+    p.add_argument("--baseline", choices=("per-row", "batched"), default="per-row",
+                   help="per-row: one statement per row written (the baseline of every figure so far); batched: "
+                        "the same rows, several per statement and independent writes together, as the app writes "
+                        "them on PostgreSQL (see baseline_order_batched)")
     p.add_argument("--keep-db", action="store_true", help="leave the database in place afterwards")
     args = p.parse_args()
     try:
