@@ -127,14 +127,36 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the periodic background jobs without serving HTTP (SIGINT/SIGTERM stop it)."""
+    """Run the periodic background jobs without serving HTTP (SIGINT/SIGTERM stop it).
+
+    With REDIS_URL: arq runs them (ordergraph.worker), one run per tick across all workers,
+    with the outbox relay. Without: they run in this process (ordergraph.jobs.JobRunner).
+    """
     if importlib.util.find_spec("ordergraph.jobs") is None:
         raise _fail("no background jobs in this build (module ordergraph.jobs is missing)")
-    from ordergraph import jobs  # noqa: PLC0415
+    from ordergraph import jobs, worker as arq_worker  # noqa: PLC0415
     from ordergraph.observability import configure_logging, log  # noqa: PLC0415
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    try:
+        job_list = arq_worker.job_list()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+    def stop_on_signals() -> asyncio.Event:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return stop
+
+    if settings.redis_url:
+        async def work_arq() -> None:
+            await arq_worker.run(settings, stop_on_signals())
+
+        run_async(work_arq, database=False)  # the arq worker opens the database on startup
+        return
 
     async def work() -> None:
         from ordergraph.db import fetch  # noqa: PLC0415
@@ -142,13 +164,12 @@ def worker() -> None:
         # Open the connection now: fails fast when the database is unreachable, and a stop
         # during the first tick then never cancels a connection still being opened.
         await fetch("SELECT 1 AS ok")
-        runner = jobs.default_jobs()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        # No outbox relay here: without Redis this process's bus reaches no subscriber, and
+        # marking events published would hide them from the API process's relay.
+        runner = jobs.JobRunner(job_list)
+        stop = stop_on_signals()
         runner.start()
-        log.info("worker.start", jobs=[job.name for job in runner.jobs])
+        log.info("worker.start", engine="embedded", jobs=[job.name for job in runner.jobs])
         try:
             await stop.wait()
         finally:
