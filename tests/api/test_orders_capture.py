@@ -35,8 +35,10 @@ async def test_place_order_allocates_splits_and_records_everything(gql, db):
     ]
     assert o["lines"][1]["allocations"] == [{"warehouseCode": "EAST", "quantity": 1, "status": "ACTIVE"}]
     assert o["payments"] == [{"status": "AUTHORIZED", "authorized": {"amount": "75.50"}, "captured": {"amount": "0.00"}, "refunded": {"amount": "0.00"}}]
-    assert [e["type"] for e in o["timeline"]] == ["ORDER_PLACED", "PAYMENT_AUTHORIZED", "ORDER_CONFIRMED", "ORDER_ALLOCATED"]
-    assert [e["sequence"] for e in o["timeline"]] == [1, 2, 3, 4]
+    # the order's own events, then one fulfillment order per warehouse (each its own stream)
+    assert [e["type"] for e in o["timeline"]] == ["ORDER_PLACED", "PAYMENT_AUTHORIZED", "ORDER_CONFIRMED", "ORDER_ALLOCATED",
+                                                  "FULFILLMENT_ORDER_CREATED", "FULFILLMENT_ORDER_CREATED"]
+    assert [e["sequence"] for e in o["timeline"]] == [1, 2, 3, 4, 1, 1]
     assert o["availableActions"] == ["CANCEL", "PLACE_HOLD"]
     a_east = await InventoryLevel.get(warehouse=w["east"], variant=w["a"])
     a_west = await InventoryLevel.get(warehouse=w["west"], variant=w["a"])
@@ -135,8 +137,9 @@ async def test_accept_channel_backorders_and_stock_arrival_allocates_oldest_firs
     await on_stock_increased(w["c"].id, "test")
     two = (await gql(ORDER_BY_NUMBER, {"n": second["number"]}, auth=key))["order"]
     assert two["status"] == "ALLOCATED"
-    assert two["timeline"][-1]["type"] == "ORDER_ALLOCATED"
-    assert two["timeline"][-1]["data"]["status"] == {"from": "BACKORDERED", "to": "ALLOCATED"}
+    assert [e["type"] for e in two["timeline"]][-3:] == ["ORDER_ALLOCATED", "FULFILLMENT_ORDER_CREATED", "EXCEPTION_RESOLVED"]
+    assert two["timeline"][-3]["data"]["status"] == {"from": "BACKORDERED", "to": "ALLOCATED"}
+    assert two["timeline"][-1]["data"]["kind"] == "OUT_OF_STOCK"  # the backorder's exception closed itself
 
 
 async def test_declined_payment_captures_order_on_payment_hold_then_retry_proceeds(gql, db):
@@ -151,7 +154,8 @@ async def test_declined_payment_captures_order_on_payment_hold_then_retry_procee
     assert o["onHold"] is True
     assert o["holds"] == [{"reason": "PAYMENT", "active": True}]
     assert o["payments"][0]["status"] == "FAILED"
-    assert [e["type"] for e in o["timeline"]] == ["ORDER_PLACED", "PAYMENT_DECLINED", "HOLD_PLACED"]
+    assert [e["type"] for e in o["timeline"]] == ["ORDER_PLACED", "PAYMENT_DECLINED", "HOLD_PLACED", "EXCEPTION_RAISED"]
+    assert o["timeline"][3]["data"]["kind"] == "PAYMENT_FAILED"
     assert o["timeline"][1]["data"]["decline_code"] == "card_declined"
     assert "CONFIRM" not in o["availableActions"]
     assert await _levels() == levels  # nothing allocated while on hold
@@ -162,7 +166,9 @@ async def test_declined_payment_captures_order_on_payment_hold_then_retry_procee
     assert ok["status"] == "ALLOCATED"
     assert ok["onHold"] is False
     assert [p["status"] for p in ok["payments"]] == ["FAILED", "FAILED", "AUTHORIZED"]
-    assert [e["type"] for e in ok["timeline"]][-4:] == ["PAYMENT_AUTHORIZED", "HOLD_RELEASED", "ORDER_CONFIRMED", "ORDER_ALLOCATED"]
+    assert [e["type"] for e in ok["timeline"]][-6:] == ["PAYMENT_AUTHORIZED", "HOLD_RELEASED", "EXCEPTION_RESOLVED",
+                                                        "ORDER_CONFIRMED", "ORDER_ALLOCATED", "FULFILLMENT_ORDER_CREATED"]
+    assert ok["timeline"][-4]["data"]["kind"] == "PAYMENT_FAILED"  # the retry fixed what the decline raised
 
 
 async def test_transient_gateway_error_is_retried(gql, db):

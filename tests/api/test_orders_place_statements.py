@@ -15,7 +15,7 @@ class _Log(logging.Handler):
         self.sql.append(str(record.args[0] if record.args else record.msg))
 
 
-async def test_place_order_takes_fifteen_statements_ten_on_postgres_and_writes_its_events_in_one(gql, db, backend):
+async def test_place_order_takes_eighteen_statements_thirteen_on_postgres_and_writes_its_events_in_one(gql, db, backend):
     await world()
     key = await f.staff_key()
     first = await gql(PLACE, {"input": order_input([("SKU-A", 1)])}, auth=key)  # the key is remembered after
@@ -33,7 +33,8 @@ async def test_place_order_takes_fifteen_statements_ten_on_postgres_and_writes_i
     kinds = [" ".join(s.split()[:3]).upper() for s in log.sql]
     # Before the transaction: channel, variants, candidate warehouses. In it: the order, its
     # lines, the payment, its transaction, the levels read, the allocations, the lines' and the
-    # order's updates; locked: the levels, their UPDATE, the ledger, every event in one INSERT.
+    # order's updates, its fulfillment orders (one INSERT), their lines (one INSERT) and the
+    # allocations' link to them; locked: the levels, their UPDATE, the ledger, every event in one INSERT.
     # On PostgreSQL the payment and its transaction are one statement, the allocations and the
     # two updates one, and the last three one (data-modifying CTEs).
     pg = backend == "postgres"
@@ -43,7 +44,9 @@ async def test_place_order_takes_fifteen_statements_ten_on_postgres_and_writes_i
     expected = [
         "SELECT * FROM", "SELECT * FROM", "SELECT W.* FROM",
         "INSERT INTO ORDERS", "INSERT INTO ORDER_LINES", *payment,
-        "SELECT * FROM", *order_side, "SELECT * FROM", *locked,
+        "SELECT * FROM", *order_side,
+        "INSERT INTO FULFILLMENT_ORDERS", "INSERT INTO FULFILLMENT_LINES", "UPDATE ALLOCATIONS SET",
+        "SELECT * FROM", *locked,
     ]
     assert kinds[: len(expected)] == expected, kinds
     assert sum("INSERT INTO events" in s for s in log.sql) == 1

@@ -18,6 +18,8 @@ INVENTORY = "subscription($sku: String) { inventoryChanged(sku: $sku) { type sku
 LOW = "subscription { lowStockAlerts { type sku warehouse available reorderPoint } }"
 
 PLACED_EVENTS = ["ORDER_PLACED", "PAYMENT_AUTHORIZED", "ORDER_CONFIRMED", "ORDER_ALLOCATED"]
+# orderEvents streams every aggregate of the order: allocation made one fulfillment order
+PLACED_STREAM = [*PLACED_EVENTS, "FULFILLMENT_ORDER_CREATED"]
 
 
 async def _place(gql, key, lines=(("SKU-A", 1),), **kw):
@@ -60,8 +62,8 @@ async def test_order_events_replays_then_continues_live(gql, server, db):
     order = await _place(gql, key)
     ws = await WSClient.connect(server, key)
     await ws.subscribe(ORDER_EVENTS, {"id": order["id"], "after": "0"})
-    replayed = await ws.take(4)
-    assert [e["orderEvents"]["type"] for e in replayed] == PLACED_EVENTS
+    replayed = await ws.take(5)
+    assert [e["orderEvents"]["type"] for e in replayed] == PLACED_STREAM
     await gql(HOLD, {"id": order["id"], "reason": "MANUAL"}, auth=key)
     live = await ws.next_data()
     assert live["orderEvents"]["type"] == "HOLD_PLACED" and live["orderEvents"]["sequence"] == 5
@@ -75,7 +77,7 @@ async def test_resume_after_a_dropped_connection_gets_every_event_once_in_order(
     order = await _place(gql, key)
     ws = await WSClient.connect(server, key)
     await ws.subscribe(ORDER_EVENTS, {"id": order["id"], "after": "0"})
-    first = await ws.take(4)
+    first = await ws.take(5)
     cursor = first[-1]["orderEvents"]["cursor"]
     await ws.ws.close()  # the client drops
     for _ in range(50):  # 100 events while it is away
@@ -88,6 +90,8 @@ async def test_resume_after_a_dropped_connection_gets_every_event_once_in_order(
     assert [e["type"] for e in resumed] == ["HOLD_PLACED", "HOLD_RELEASED"] * 50
     await gql(HOLD, {"id": order["id"], "reason": "FRAUD_REVIEW"}, auth=key)
     assert (await ws.next_data())["orderEvents"]["sequence"] == 105
+    # a fraud-review hold is an exception someone must own: it streams with the order
+    assert (await ws.next_data())["orderEvents"]["type"] == "EXCEPTION_RAISED"
     await ws.expect_silence(0.3)
     await ws.close()
 
@@ -200,7 +204,7 @@ async def test_live_events_are_rendered_once_per_document_and_sent_as_strawberry
     same = [await WSClient.connect(server, key) for _ in range(3)]
     for ws in same:
         await ws.subscribe(ORDER_EVENTS, {"id": order["id"], "after": "0"})
-    replay_texts = [[await ws.ws.recv() for _ in range(4)] for ws in same]
+    replay_texts = [[await ws.ws.recv() for _ in range(5)] for ws in same]
     assert len({tuple(t) for t in replay_texts}) == 1  # strawberry's path: identical per subscriber
     other = await WSClient.connect(server, key)
     await other.subscribe(other_doc, {"id": order["id"]})

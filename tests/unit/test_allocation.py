@@ -141,8 +141,11 @@ async def test_a_plan_that_changed_under_the_locks_is_rolled_back_and_made_again
     assert (await Order.all().count(), await OrderLine.all().count(), await Allocation.all().count()) == (1, 1, 2)
     assert [(lv.on_hand, lv.allocated) for lv in await InventoryLevel.all().order_by("id")] == [(2, 2), (5, 2)]
     assert await StockMovement.all().count() == 2
-    timeline = [(e.sequence, e.type) for e in await Event.filter(order_id=order.id).order_by("id")]
+    timeline = [(e.sequence, e.type) for e in await Event.filter(order_id=order.id, aggregate_type="Order").order_by("id")]
     assert timeline == [(1, "ORDER_PLACED"), (2, "PAYMENT_AUTHORIZED"), (3, "ORDER_CONFIRMED"), (4, "ORDER_ALLOCATED")]
+    # one fulfillment order per warehouse of the committed plan; the rolled-back attempt left none
+    fos = await Event.filter(order_id=order.id, aggregate_type="FulfillmentOrder").values_list("sequence", "type")
+    assert sorted(fos) == [(1, "FULFILLMENT_ORDER_CREATED"), (1, "FULFILLMENT_ORDER_CREATED")]
     # Only the committed attempt's events left through the sink.
     assert [p[2:] for p in published if p[0] == "Order"] == [(1, "ORDER_PLACED"), (2, "PAYMENT_AUTHORIZED"),
                                                              (3, "ORDER_CONFIRMED"), (4, "ORDER_ALLOCATED")]

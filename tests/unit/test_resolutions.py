@@ -104,4 +104,5 @@ async def test_cancel_and_refund_resolves_every_open_exception(db):
     one, two = await _exc(K.OUT_OF_STOCK, order, "a"), await _exc(K.FRAUD_REVIEW, order, "b")
     order = await resolutions.cancel_and_refund(order.id, "fraud confirmed", "ops")
     assert order.status == "CANCELLED"
-    assert {(await OrderException.get(id=e.id)).resolution_action for e in (one, two)} == {"CANCEL_AND_REFUND"}
+    # cancelling resolves every open exception of the order
+    assert {(await OrderException.get(id=e.id)).resolution_action for e in (one, two)} == {"ORDER_CANCELLED"}

@@ -134,10 +134,10 @@ class SubscriptionRoot:
         yield _tracked(order)
 
         async def replay(after_id: int):
-            return await Event.filter(order_id=order.id, aggregate_type="Order", id__gt=after_id).order_by("id")
+            return await Event.filter(order_id=order.id, aggregate_type__in=TRACKED, id__gt=after_id).order_by("id")
 
         async for _ in event_stream([("order", order.id)], after=None, replay=replay,
-                                    accept=lambda m: m.aggregate_type == "Order" and m.order_id == order.id):
+                                    accept=lambda m: m.aggregate_type in TRACKED and m.order_id == order.id):
             await order.refresh_from_db()
             yield _tracked(order)
 
@@ -166,6 +166,10 @@ class SubscriptionRoot:
                                     accept=lambda m: m.aggregate_type == "Exception",
                                     lane=live_lane(info, StreamEvent.from_message)):
             yield StreamEvent.from_message(m)
+
+
+# What changes the guest's view: the order's status, its shipments' labels and scans.
+TRACKED = ("Order", "Shipment")
 
 
 def _tracked(o: Order) -> TrackedOrder:

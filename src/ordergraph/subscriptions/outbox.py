@@ -66,14 +66,14 @@ class Publisher:
 
 async def routing_for(events: list[Event]) -> dict[int, dict]:
     """Routing facts for events read back from the table (the relay's path)."""
-    order_ids = {e.order_id for e in events if e.aggregate_type == "Order" and e.order_id}
+    order_ids = {e.order_id for e in events if e.order_id}  # any aggregate of an order: shipments, returns...
     orders = {
         o["id"]: o
         for o in await Order.filter(id__in=list(order_ids)).values("id", "number", "status", "channel_id", "customer_email")
     }
     out: dict[int, dict] = {}
     for e in events:
-        if e.aggregate_type == "Order" and e.order_id in orders:
+        if e.order_id in orders:
             o = orders[e.order_id]
             out[e.id] = {"order": {"id": o["id"], "number": o["number"], "status": str(o["status"]),
                                    "channel_id": o["channel_id"], "email": o["customer_email"]}}

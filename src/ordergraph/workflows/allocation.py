@@ -385,6 +385,9 @@ async def _allocated(
         allocations=[{"sku": ln.sku, "warehouse": codes[lvl.warehouse_id], "quantity": q} for ln, lvl, q in plan.takes],
         backordered=[{"sku": skus[lid], "quantity": q} for lid, q in plan.short.items()],
     )
+    from ordergraph.workflows.fulfillment import on_allocated  # noqa: PLC0415 - it imports this module
+
+    await on_allocated(order, before, lines, plan, actor)
 
 
 async def order_context(order: Order) -> OrderContext:

@@ -320,3 +320,21 @@ async def _sweep_ship_sla(now: datetime, actor: str) -> int:
                     K.SHIP_SLA_BREACH, f"SHIP_SLA_BREACH:{o.id}", f"order {o.number} was due to ship by {due:%Y-%m-%d %H:%M} UTC",
                     actor, order_id=o.id, details={"promised_ship_by": due, "status": o.status}, now=now))
     return raised
+
+
+# Holds that are exceptions: the hold's reason and the kind it raises.
+HOLD_KINDS = {"PAYMENT": K.PAYMENT_FAILED, "FRAUD_REVIEW": K.FRAUD_REVIEW, "ADDRESS": K.ADDRESS_INVALID}
+
+
+async def on_hold_placed(order: Order, hold: Any, actor: str) -> None:
+    """A payment, fraud or address hold is a problem someone must own (inside its transaction)."""
+    kind = HOLD_KINDS.get(str(hold.reason))
+    if kind is not None:
+        await raise_exception(kind, f"{kind}:hold:{hold.id}", hold.note or f"order {order.number} held: {hold.reason}",
+                              actor, order_id=order.id, details={"hold_id": hold.id, "note": hold.note})
+
+
+async def on_hold_released(order: Order, hold: Any, actor: str) -> None:
+    kind = HOLD_KINDS.get(str(hold.reason))
+    if kind is not None:
+        await resolve_cause(kind, actor, "HOLD_RELEASED", hold.release_note or "hold released", order_id=order.id)

@@ -186,6 +186,61 @@ async def create_fulfillment_orders(order: Order, actor: str) -> list[Fulfillmen
     return touched
 
 
+async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> list[FulfillmentOrder]:
+    """The fulfillment orders of an order's first allocation, in three statements whatever its
+    size: one INSERT of the fulfillment orders, one of their lines, one UPDATE linking the
+    allocations (the order has no fulfillment order yet, so nothing is merged). `takes`: the
+    allocation plan's (line, level, quantity); `lines`: the order's lines."""
+    from ordergraph.db import Params, execute, create_rows, insert_rows  # noqa: PLC0415
+
+    per_wh: dict[int, dict[int, int]] = {}
+    for ln, level, qty in takes:
+        per_wh.setdefault(level.warehouse_id, defaultdict(int))[ln.id] += qty
+    if not per_wh:
+        return []
+    promised = promised_ship_by(order.placed_at, order.service_level)
+    fos = await create_rows(FulfillmentOrder, [
+        {"number": f"{order.number}-F{i}", "order_id": order.id, "warehouse_id": wh_id, "status": F.OPEN,
+         "service_level": order.service_level, "promised_ship_by": promised}
+        for i, wh_id in enumerate(per_wh, start=1)
+    ])
+    by_line = {ln.id: ln for ln in lines}
+    await insert_rows(FulfillmentLine, [
+        {"fulfillment_order_id": fo.id, "order_line_id": line_id, "variant_id": by_line[line_id].variant_id,
+         "sku": by_line[line_id].sku, "quantity": qty}
+        for fo, qtys in zip(fos, per_wh.values(), strict=True) for line_id, qty in qtys.items()
+    ])
+    p = Params()
+    cases = " ".join(f"WHEN {p(fo.warehouse_id)} THEN CAST({p(fo.id)} AS INTEGER)" for fo in fos)
+    await execute(f"UPDATE allocations SET fulfillment_order_id = CASE warehouse_id {cases} END "
+                  f"WHERE order_id = {p(order.id)} AND fulfillment_order_id IS NULL", p.values)
+    for fo, qtys in zip(fos, per_wh.values(), strict=True):
+        await fo_event(fo, order, "FULFILLMENT_ORDER_CREATED", actor, new=True,
+                       lines=[{"sku": by_line[lid].sku, "quantity": q} for lid, q in qtys.items()])
+    return fos
+
+
+async def on_allocated(order: Order, before: str, lines, plan, actor: str) -> None:
+    """After an allocation run (inside its transaction): its units go to fulfillment orders; a
+    line left short raises OUT_OF_STOCK; an order no longer short resolves its OUT_OF_STOCK."""
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import raise_exception, resolve_cause  # noqa: PLC0415
+
+    if plan.takes:
+        if before in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+            await first_fulfillment_orders(order, plan.takes, lines, actor)
+        else:
+            await create_fulfillment_orders(order, actor)
+    skus = {ln.id: ln.sku for ln in lines}
+    for line_id, qty in plan.short.items():
+        await raise_exception(ExceptionKind.OUT_OF_STOCK, f"OUT_OF_STOCK:{order.id}:{line_id}",
+                              f"{qty} x {skus[line_id]} backordered on {order.number}", actor, order_id=order.id,
+                              details={"sku": skus[line_id], "backordered": qty})
+    if before in (OrderStatus.BACKORDERED, OrderStatus.PARTIALLY_ALLOCATED) and not plan.short:
+        await resolve_cause(ExceptionKind.OUT_OF_STOCK, actor, "ALLOCATED", "stock arrived and was allocated",
+                            order_id=order.id)
+
+
 async def fulfillment_orders_of(order_id: int) -> list[FulfillmentOrder]:
     return await FulfillmentOrder.filter(order_id=order_id).order_by("id")
 
@@ -747,8 +802,13 @@ async def _cancel_fo(fo: FulfillmentOrder, order: Order, reason: str, actor: str
 async def cancel_for_order(order: Order, reason: str, actor: str) -> None:
     """The order is cancelled (its allocations already given back by the caller): close its
     fulfillment orders. Inside the caller's transaction, with the order locked."""
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import resolve_cause  # noqa: PLC0415
+
     for fo in await FulfillmentOrder.filter(order_id=order.id, status__in=[*ACTIVE, F.ON_HOLD]).order_by("id"):
         await _cancel_fo(fo, order, reason, actor, give_back=False)
+    for kind in ExceptionKind:
+        await resolve_cause(kind, actor, "ORDER_CANCELLED", reason, order_id=order.id)
 
 
 def carrier_hint(channel: SalesChannel) -> str | None:

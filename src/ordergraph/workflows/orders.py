@@ -219,6 +219,9 @@ async def capture_on_confirmation(order: Order, actor: str) -> None:
 async def _hold(order: Order, reason: HoldReason, note: str, actor: str) -> OrderHold:
     hold = await OrderHold.create(order=order, reason=reason, note=note, placed_by=actor)
     await order_event(order, "HOLD_PLACED", actor, hold_id=hold.id, reason=reason, note=note)
+    from ordergraph.workflows.exceptions import on_hold_placed  # noqa: PLC0415
+
+    await on_hold_placed(order, hold, actor)
     return hold
 
 
@@ -252,6 +255,9 @@ async def release_hold(order_id: int, reason: HoldReason, note: str, actor: str)
         hold.release_note = note
         await hold.save(update_fields=["released_at", "released_by", "release_note"])
         await order_event(order, "HOLD_RELEASED", actor, hold_id=hold.id, reason=reason, note=note)
+        from ordergraph.workflows.exceptions import on_hold_released  # noqa: PLC0415
+
+        await on_hold_released(order, hold, actor)
         ctx = await allocation.order_context(order)
         if not ctx.active_holds:
             await _resume(order, ctx, actor)
@@ -289,6 +295,9 @@ async def cancel_order(order_id: int, reason: str, actor: str) -> Order:
         order.cancel_reason = reason
         await order.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
         await order_event(order, "ORDER_CANCELLED", actor, status={"from": before, "to": OrderStatus.CANCELLED}, reason=reason)
+        from ordergraph.workflows.fulfillment import cancel_for_order  # noqa: PLC0415
+
+        await cancel_for_order(order, reason, actor)
     await _settle_cancelled_payment(order, actor)
     for variant_id in freed:
         await on_stock_increased(variant_id, actor)
