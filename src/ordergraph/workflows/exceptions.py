@@ -310,9 +310,19 @@ async def sweep(now: datetime | None = None, limits: SweepLimits = SweepLimits()
 
 
 async def _sweep_ship_sla(now: datetime, actor: str) -> int:
-    unshipped = ["CONFIRMED", "ALLOCATED", "PARTIALLY_ALLOCATED", "BACKORDERED", "IN_FULFILLMENT", "PARTIALLY_SHIPPED"]
+    """Orders still to ship, placed 12 h ago or more, that have no SHIP_SLA_BREACH yet: one
+    statement picks them (so a steady-state sweep reads only the few not yet due); each one past
+    its promised ship date raises its exception."""
+    unshipped = ("CONFIRMED", "ALLOCATED", "PARTIALLY_ALLOCATED", "BACKORDERED", "IN_FULFILLMENT", "PARTIALLY_SHIPPED")
+    p = placeholders(1)
+    statuses = ", ".join(f"'{s}'" for s in unshipped)
+    rows = await fetch(
+        f"SELECT o.id, o.number, o.placed_at, o.service_level, o.status FROM orders o WHERE o.status IN ({statuses}) "
+        f"AND o.placed_at <= {p[0]} AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.order_id = o.id "
+        "AND e.kind = 'SHIP_SLA_BREACH') ORDER BY o.id", [now - timedelta(hours=12)])
     raised = 0
-    for o in await Order.filter(status__in=unshipped, placed_at__lte=now - timedelta(hours=12)).order_by("id"):
+    for r in rows:
+        o = Order._init_from_db(**{k: r[k] for k in ("id", "number", "placed_at", "service_level", "status")})
         due = promised_ship_by(o.placed_at, o.service_level)
         if due < now:
             async with transaction():
