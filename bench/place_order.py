@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+from ordergraph.workflows.fulfillment import promised_ship_by  # noqa: E402
 
 TARGET = 0.6
 SKUS = ("SKU-A", "SKU-B", "SKU-C")
@@ -156,7 +157,53 @@ SQL = {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at,"
         " published_at) VALUES ('Order', $1, $2, $1, $3, $4::jsonb, $5, $6, NULL)"
     ),
+    # Allocation makes one fulfillment order per warehouse (issue 4), with its lines, and links
+    # the allocations to it; each fulfillment order's first event (its own stream).
+    "fo": (
+        "INSERT INTO fulfillment_orders (number, order_id, warehouse_id, status, held_from, hold_reason,"
+        " service_level, promised_ship_by, pick_list_id, created_at, updated_at, picked_at, packed_at, shipped_at,"
+        " cancelled_at) VALUES ($1, $2, $3, 'OPEN', NULL, '', 'STANDARD', $4, NULL, $5, $5, NULL, NULL, NULL, NULL)"
+        " RETURNING id"
+    ),
+    "fline": (
+        "INSERT INTO fulfillment_lines (fulfillment_order_id, order_line_id, variant_id, sku, quantity, picked_quantity,"
+        " packed_quantity, shipped_quantity, short_quantity) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, 0)"
+    ),
+    "link": (
+        "UPDATE allocations SET fulfillment_order_id = u.fo FROM unnest($2::int[], $3::int[]) AS u(wid, fo)"
+        " WHERE allocations.order_id = $1 AND allocations.warehouse_id = u.wid AND allocations.fulfillment_order_id IS NULL"
+    ),
+    "fo_event": (
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at,"
+        " published_at) VALUES ('FulfillmentOrder', $1, 1, $2, 'FULFILLMENT_ORDER_CREATED', $3::jsonb, $4, $5, NULL)"
+    ),
 }
+
+
+def _fo_plan(number: str, takes, line_ids, variants) -> list[tuple[str, int, list[tuple[int, int, str, int]]]]:
+    """Per warehouse, in the plan's order: the fulfillment order's number and its lines
+    (order line id, variant id, sku, quantity), as the workflow makes them."""
+    per_wh: dict[int, dict[int, list]] = {}
+    for i, sku, _, wid, take in takes:
+        entry = per_wh.setdefault(wid, {}).setdefault(line_ids[i], [variants[sku]["id"], sku, 0])
+        entry[2] += take
+    return [(f"{number}-F{n}", wid, [(lid, v, sku, q) for lid, (v, sku, q) in lines.items()])
+            for n, (wid, lines) in enumerate(per_wh.items(), start=1)]
+
+
+async def _write_fulfillment_orders(conn, world: dict, order_id: int, plan, now, actor) -> None:
+    """`baseline_order`'s fulfillment orders, one statement per row."""
+    ids = []
+    for number, wid, lines in plan:
+        fo_id = await conn.fetchval(SQL["fo"], number, order_id, wid, world["promised"], now)
+        ids.append(fo_id)
+        for lid, vid, sku, q in lines:
+            await conn.execute(SQL["fline"], fo_id, lid, vid, sku, q)
+    await conn.execute(SQL["link"], order_id, [wid for _, wid, _ in plan], ids)
+    for fo_id, (number, wid, lines) in zip(ids, plan, strict=True):
+        await conn.execute(SQL["fo_event"], fo_id, order_id, json.dumps({
+            "fulfillment_order": number, "warehouse_id": wid,
+            "lines": [{"sku": sku, "quantity": q} for _, _, sku, q in lines]}), actor, now)
 
 
 def _plan(levels, lines, variants, warehouse_ids) -> list[tuple[int, str, int, int, int]]:
@@ -231,6 +278,7 @@ async def baseline_order(pool, world: dict, n: int) -> None:
             "allocations": [{"sku": sku, "warehouse": world["warehouse_codes"][wid], "quantity": take}
                             for _, sku, _, wid, take in takes],
             "backordered": []})
+        await _write_fulfillment_orders(conn, world, order_id, _fo_plan(number, takes, line_ids, variants), now, actor)
 
         if _plan(await conn.fetch(SQL["lock"], *keys), lines, variants, world["warehouse_ids"]) != takes:
             raise RuntimeError("the plan changed under the locks")  # never with 10^9 units on hand
@@ -279,6 +327,20 @@ BATCHED = {
         " FROM unnest($6::int[], $7::int[]) AS u(id, q) WHERE order_lines.id = u.id)"
         " UPDATE orders SET number = $8, status = 'ALLOCATED', updated_at = $2 WHERE id = $1"
     ),
+    "fulfillment": (
+        "WITH f AS (INSERT INTO fulfillment_orders (number, order_id, warehouse_id, status, held_from, hold_reason,"
+        " service_level, promised_ship_by, pick_list_id, created_at, updated_at, picked_at, packed_at, shipped_at,"
+        " cancelled_at) SELECT n, $1, w, 'OPEN', NULL, '', 'STANDARD', $2, NULL, $3, $3, NULL, NULL, NULL, NULL"
+        " FROM unnest($4::text[], $5::int[]) AS x(n, w) RETURNING id, warehouse_id),"
+        " l AS (INSERT INTO fulfillment_lines (fulfillment_order_id, order_line_id, variant_id, sku, quantity,"
+        " picked_quantity, packed_quantity, shipped_quantity, short_quantity)"
+        " SELECT f.id, y.lid, y.vid, y.sku, y.q, 0, 0, 0, 0"
+        " FROM unnest($6::int[], $7::int[], $8::int[], $9::text[], $10::int[]) AS y(wid, lid, vid, sku, q)"
+        " JOIN f ON f.warehouse_id = y.wid),"
+        " a AS (UPDATE allocations SET fulfillment_order_id = f.id FROM f"
+        " WHERE allocations.order_id = $1 AND allocations.warehouse_id = f.warehouse_id)"
+        " SELECT id, warehouse_id FROM f"
+    ),
     # Under the locks: the stock UPDATE, its ledger rows and every event of the order, in one
     # statement (a stock event's sequence read inside it); RETURNING tells how many levels changed.
     "stock": (
@@ -325,6 +387,13 @@ async def baseline_order_batched(pool, world: dict, n: int) -> None:
         await conn.execute(BATCHED["order_side"], order_id, now, [t for *_, t in takes],
                            [line_ids[i] for i, *_ in takes], [wid for _, _, _, wid, _ in takes],
                            line_ids, [q for _, q in lines], number)
+        fo_plan = _fo_plan(number, takes, line_ids, variants)
+        flat = [(wid, *line) for _, wid, lines_ in fo_plan for line in lines_]
+        fo_rows = await conn.fetch(BATCHED["fulfillment"], order_id, world["promised"], now,
+                                   [n for n, _, _ in fo_plan], [wid for _, wid, _ in fo_plan],
+                                   [x[0] for x in flat], [x[1] for x in flat], [x[2] for x in flat],
+                                   [x[3] for x in flat], [x[4] for x in flat])
+        fo_ids = {r["warehouse_id"]: r["id"] for r in fo_rows}
         locked = await conn.fetch(BATCHED["lock"], *keys)
         if _plan(locked, lines, variants, world["warehouse_ids"]) != takes:
             raise RuntimeError("the plan changed under the locks")  # never with 10^9 units on hand
@@ -345,6 +414,11 @@ async def baseline_order_batched(pool, world: dict, n: int) -> None:
                 "allocations": [{"sku": sku, "warehouse": world["warehouse_codes"][wid], "quantity": take}
                                 for _, sku, _, wid, take in takes],
                 "backordered": []}),
+        ] + [
+            ("FulfillmentOrder", fo_ids[wid], 1, order_id, "FULFILLMENT_ORDER_CREATED", {
+                "fulfillment_order": number_, "warehouse_id": wid,
+                "lines": [{"sku": sku, "quantity": q} for _, _, sku, q in lines_]})
+            for number_, wid, lines_ in fo_plan
         ] + [
             ("InventoryLevel", r["id"], 0, None, "STOCK_CHANGED", {
                 "warehouse_id": r["warehouse_id"], "variant_id": r["variant_id"], "on_hand": r["on_hand"],
@@ -384,6 +458,11 @@ SELECT count(*) AS orders,
        (SELECT count(*) FROM payment_transactions t JOIN payments p ON p.id = t.payment_id
          WHERE p.order_id BETWEEN $1 AND $2) AS payment_transactions,
        (SELECT count(*) FROM events e WHERE e.order_id BETWEEN $1 AND $2) AS events,
+       (SELECT count(*) FROM fulfillment_orders f WHERE f.order_id BETWEEN $1 AND $2) AS fulfillment_orders,
+       (SELECT count(*) FROM fulfillment_lines fl JOIN fulfillment_orders f ON f.id = fl.fulfillment_order_id
+         WHERE f.order_id BETWEEN $1 AND $2) AS fulfillment_lines,
+       (SELECT count(*) FROM allocations a WHERE a.order_id BETWEEN $1 AND $2 AND a.fulfillment_order_id IS NULL)
+         AS unlinked_allocations,
        (SELECT count(*) FROM events e JOIN orders r ON e.data->>'reference' = r.number
          WHERE e.aggregate_type = 'InventoryLevel' AND e.type = 'STOCK_CHANGED' AND r.id BETWEEN $1 AND $2)
          AS stock_events
@@ -519,7 +598,9 @@ async def main(args) -> dict:
     print(f"[app] statements for one placeOrder: {app_stmts}")
 
     bworld = {"channel_id": world["channel_id"], "warehouse_ids": [wh["EAST"], wh["WEST"]],
-              "warehouse_codes": {v: k for k, v in wh.items()}, "actor": actor}
+              "warehouse_codes": {v: k for k, v in wh.items()}, "actor": actor,
+              # the promise made at placing time (the bench places all its orders within minutes)
+              "promised": promised_ship_by(datetime.now(UTC), "STANDARD")}
     write = baseline_order_batched if args.baseline == "batched" else baseline_order
     report["baseline_style"] = args.baseline
     pool = await asyncpg.create_pool(url, min_size=20, max_size=20)
