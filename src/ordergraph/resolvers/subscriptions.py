@@ -15,6 +15,7 @@ from tortoise.expressions import Subquery
 from ordergraph.auth.permissions import can_read_order, order_scope
 from ordergraph.auth.viewer import ViewerKind, guest_viewer
 from ordergraph.models import Event, Order, ProductVariant, Warehouse
+from ordergraph.schema.enums import ExceptionKind, Severity, Team
 from ordergraph.schema.orders import TrackedOrder
 from ordergraph.schema.streams import InventoryUpdate, OrderUpdate, StreamEvent, event_time
 from ordergraph.subscriptions.messages import EventMessage
@@ -165,6 +166,60 @@ class SubscriptionRoot:
         async for m in event_stream([("exceptions",)], after=_cursor(after), replay=replay,
                                     accept=lambda m: m.aggregate_type == "Exception",
                                     lane=live_lane(info, StreamEvent.from_message)):
+            yield StreamEvent.from_message(m)
+
+
+    @strawberry.subscription(description="Exceptions as they are raised and as they move (acknowledged, escalated, "
+                                          "resolved…), for staff; optionally only some kinds, severities or teams.")
+    async def exception_updates(self, info: Info, kind: list[ExceptionKind] | None = None,
+                                severity: list[Severity] | None = None, team: list[Team] | None = None,
+                                after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
+        viewer = info.context.viewer
+        if not (viewer.kind is ViewerKind.STAFF and viewer.has_scope("orders:read")):
+            raise GraphQLError("exceptionUpdates needs a staff key with orders:read", extensions={"code": "FORBIDDEN"})
+        wanted = {"kind": {str(k) for k in kind or []}, "severity": {str(s) for s in severity or []},
+                  "team": {str(t) for t in team or []}}
+
+        def accept(m: EventMessage) -> bool:
+            return m.aggregate_type == "Exception" and all(not values or str(m.data.get(field)) in values
+                                                           for field, values in wanted.items())
+
+        async def replay(after_id: int):
+            return await Event.filter(aggregate_type="Exception", id__gt=after_id).order_by("id").limit(REPLAY_LIMIT)
+
+        async for m in event_stream([("exceptions",)], after=_cursor(after), replay=replay, accept=accept):
+            yield StreamEvent.from_message(m)
+
+    @strawberry.subscription(description="Returns moving: a customer's own, a partner's channels', all for staff.")
+    async def return_updates(self, info: Info, after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
+        viewer = info.context.viewer
+        if viewer.kind is ViewerKind.CUSTOMER and viewer.email:
+            topics = [("customer", viewer.email)]
+        elif viewer.kind is ViewerKind.PARTNER and viewer.has_scope("orders:read"):
+            topics = [("channel", cid) for cid in sorted(viewer.channel_ids)]
+        elif viewer.kind is ViewerKind.STAFF and viewer.has_scope("orders:read"):
+            topics = [("orders",)]
+        else:
+            raise GraphQLError("returnUpdates needs a customer token, or a partner or staff key with orders:read",
+                               extensions={"code": "FORBIDDEN"})
+
+        def accept(m: EventMessage) -> bool:
+            o = m.routing.get("order")
+            if m.aggregate_type != "Return" or not o:
+                return False
+            if viewer.kind is ViewerKind.PARTNER:
+                return o["channel_id"] in viewer.channel_ids
+            if viewer.kind is ViewerKind.CUSTOMER:
+                return o["email"] == viewer.email
+            return True
+
+        async def replay(after_id: int):
+            return await Event.filter(
+                aggregate_type="Return", id__gt=after_id,
+                order_id__in=Subquery(Order.filter(order_scope(viewer)).values("id")),
+            ).order_by("id").limit(REPLAY_LIMIT)
+
+        async for m in event_stream(topics, after=_cursor(after), replay=replay, accept=accept, routing=routing_for):
             yield StreamEvent.from_message(m)
 
 
