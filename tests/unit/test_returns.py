@@ -230,3 +230,50 @@ async def test_two_concurrent_requests_for_the_last_unit_make_one_return(db):
     results = sorted(await asyncio.gather(*(ask() for _ in range(6))), key=str)
     assert results == [ErrorCode.RETURN_QUANTITY_EXCEEDED] * 5 + ["ok"]
     assert await ReturnAuthorization.all().count() == 1
+
+
+async def _inspected(lines, sku: str, qty: int, reason=ReturnReason.SIZE_FIT):
+    order, by_sku = await _delivered(lines=lines)
+    rma = await returns.request_return(order.id, [ReturnLineRequest(by_sku[sku].id, qty, reason)], "c", "CUSTOMER")
+    if (await ReturnAuthorization.get(id=rma.id)).status is ReturnStatus.REQUESTED:
+        await returns.approve_return(rma.id, "staff")
+    [rl] = await ReturnLine.filter(rma_id=rma.id)
+    await returns.receive_return(rma.id, [(rl.id, qty)], "dock")
+    await returns.inspect_return(rma.id, [InspectionSpec(rl.id, qty, ItemCondition.RESELLABLE, Disposition.RESTOCK)], "qa")
+    return order, rma
+
+
+async def test_exchange_for_the_same_price_makes_a_linked_replacement_at_no_charge(db):
+    await _world(restocking_fee_percent=Decimal("0"), return_shipping_fee=Decimal("0"))
+    from ordergraph.models import Warehouse  # noqa: PLC0415
+
+    await f.stock(await Warehouse.get(code="EAST"), await f.variant("SKU-A2", price="10.00"), 5)
+    order, rma = await _inspected((("SKU-A", 1),), "SKU-A", 1)
+    rma = await returns.exchange_return(rma.id, [("SKU-A2", 1)], "staff")
+    rma = await ReturnAuthorization.get(id=rma.id)
+    assert (rma.status, rma.refund_amount) == (ReturnStatus.EXCHANGED, Decimal("0.00"))
+    replacement = await Order.get(id=rma.exchange_order_id)
+    assert (replacement.notes, replacement.status) == (f"Exchange for {rma.number}", "ALLOCATED")
+    assert not await replacement.payments.all().exists()
+    assert (await Payment.get(order_id=order.id)).refunded_amount == Decimal("0.00")
+
+
+async def test_exchange_differences_are_refunded_or_charged(db):
+    await _world(restocking_fee_percent=Decimal("0"), return_shipping_fee=Decimal("0"))
+    # cheaper replacement: 25.00 returned, 10.00 sent: 15.00 back to the original payment
+    order, rma = await _inspected((("SKU-B", 1),), "SKU-B", 1)
+    await returns.exchange_return(rma.id, [("SKU-A", 1)], "staff")
+    assert (await Payment.get(order_id=order.id)).refunded_amount == Decimal("15.00")
+    assert (await ReturnAuthorization.get(id=rma.id)).refund_amount == Decimal("15.00")
+    # dearer replacement: 10.00 returned, 25.00 sent: 15.00 more, which needs a payment
+    order, rma = await _inspected((("SKU-A", 1),), "SKU-A", 1)
+    with pytest.raises(DomainError) as err:
+        await returns.exchange_return(rma.id, [("SKU-B", 1)], "staff")
+    assert (err.value.code, err.value.details) == (ErrorCode.REQUIRED, {"difference": "15.00"})
+    assert (await ReturnAuthorization.get(id=rma.id)).status is ReturnStatus.INSPECTED
+    from ordergraph.workflows.commands import PaymentCommand as Pay  # noqa: PLC0415
+
+    rma = await returns.exchange_return(rma.id, [("SKU-B", 1)], "staff", payment=Pay(token="tok_approve"))
+    replacement = await Order.get(id=(await ReturnAuthorization.get(id=rma.id)).exchange_order_id)
+    [charge] = await Payment.filter(order_id=replacement.id)
+    assert (charge.status, charge.authorized_amount) == (PaymentStatus.AUTHORIZED, Decimal("15.00"))

@@ -19,6 +19,7 @@ from ordergraph.auth.permissions import can_read_order, order_scope
 from ordergraph.auth.viewer import Viewer, ViewerKind
 from ordergraph.models import Order, ReturnAuthorization
 from ordergraph.resolvers.mutation import run_mutation
+from ordergraph.resolvers.orders import PaymentInput
 from ordergraph.schema.common import Connection, paginate
 from ordergraph.schema.enums import Disposition, ItemCondition, ReturnReason, ReturnStatus
 from ordergraph.schema.errors import (
@@ -71,6 +72,12 @@ class InspectionInput:
     disposition: Disposition
     warehouse: str | None = strawberry.field(default=None, description="Where RESTOCK puts them (default: the return's).")
     note: str = ""
+
+
+@strawberry.input
+class ExchangeLineInput:
+    sku: str
+    quantity: int
 
 
 @strawberry.input
@@ -258,6 +265,22 @@ class ReturnMutation:
             return await wf.refund_return(rma.id, info.context.viewer.actor)
 
         return await run_mutation(info, "refundReturn", idempotency_key, {"id": str(id)}, action, _payload)
+
+    @strawberry.mutation(description="Send other items instead of a refund: a linked replacement order paid by the "
+                                     "returned units' value; a difference in the customer's favour is refunded, one in "
+                                     "ours is authorized on `payment` (required then).")
+    async def exchange_return(self, info: Info, id: relay.GlobalID, lines: list[ExchangeLineInput],
+                              payment: PaymentInput | None = None, idempotency_key: str | None = None) -> ReturnResult:
+        async def action():
+            from ordergraph.workflows.commands import PaymentCommand  # noqa: PLC0415
+
+            rma = await _return_for(info, id, _reviewer)
+            pay = PaymentCommand(**vars(payment)) if payment is not None else None
+            return await wf.exchange_return(rma.id, [(ln.sku, ln.quantity) for ln in lines], info.context.viewer.actor,
+                                            payment=pay)
+
+        return await run_mutation(info, "exchangeReturn", idempotency_key,
+                                  {"id": str(id), "lines": lines, "payment": payment}, action, _payload)
 
     @strawberry.mutation(description="Close an inspected return without a refund.")
     async def close_return(self, info: Info, id: relay.GlobalID, reason: str,

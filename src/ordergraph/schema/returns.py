@@ -97,6 +97,12 @@ class ReturnType(relay.Node):
     async def order_number(self) -> str:
         return (await Order.get(id=self.model.order_id)).number
 
+    @strawberry.field(description="The replacement order of an exchange.")
+    async def exchange_order_number(self) -> str | None:
+        if self.model.exchange_order_id is None:
+            return None
+        return (await Order.get(id=self.model.exchange_order_id)).number
+
     @strawberry.field
     async def warehouse_code(self) -> str:
         return (await Warehouse.get(id=self.model.warehouse_id)).code

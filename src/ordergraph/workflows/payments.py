@@ -52,18 +52,20 @@ async def void_authorization(gateway: str, reference: str) -> None:
 
 
 async def record_authorization(
-    order: Order, gateway: str, method: str, result: AuthorizationResult, actor: str
+    order: Order, gateway: str, method: str, result: AuthorizationResult, actor: str, amount: Decimal | None = None,
 ) -> Payment:
-    """Inside the placement transaction: the payment row, its transaction and event."""
+    """Inside the placement transaction: the payment row, its transaction and event. `amount`:
+    what was authorized when it is not the order's total (an exchange's price difference)."""
     status = PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.FAILED
+    amount = order.total if amount is None else amount
     payment_row = {
         "order_id": order.id,
         "gateway": gateway,
         "method": method,
         "status": status,
         "currency": order.currency,
-        "amount": order.total,
-        "authorized_amount": order.total if result.approved else Decimal("0"),
+        "amount": amount,
+        "authorized_amount": amount if result.approved else Decimal("0"),
         "authorization_ref": result.reference,
         "authorization_expires_at": result.expires_at,
         "failure_code": None if result.approved else result.decline_code,
@@ -71,7 +73,7 @@ async def record_authorization(
     }
     transaction_row = {
         "kind": TransactionKind.AUTHORIZE,
-        "amount": order.total,
+        "amount": amount,
         "success": result.approved,
         "gateway_ref": result.reference,
         "error_code": None if result.approved else result.decline_code,
@@ -83,7 +85,7 @@ async def record_authorization(
         [payment] = await create_rows(Payment, [payment_row])
         await insert_rows(PaymentTransaction, [{**transaction_row, "payment_id": payment.id}])
     if result.approved:
-        await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=order.total, currency=order.currency)
+        await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=amount, currency=order.currency)
     else:
         await order_event(
             order, "PAYMENT_DECLINED", actor, payment_id=payment.id, decline_code=result.decline_code, message=result.message

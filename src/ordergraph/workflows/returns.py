@@ -570,3 +570,60 @@ async def close_return(rma_id: int, reason: str, actor: str) -> ReturnAuthorizat
         rma, order = await _locked(rma_id)
         await _close(rma, order, "CLOSE", actor, reason=reason)
     return rma
+
+
+async def exchange_return(rma_id: int, lines: list[tuple[str, int]], actor: str, *, payment=None) -> ReturnAuthorization:
+    """An inspected return becomes a linked replacement order (allocated like any order). The
+    returned units' refund value (`refund_quote`) pays for it: the replacement carries no charge
+    of its own; a difference in the customer's favour is refunded to the original payment; one in
+    ours is authorized on `payment` (a PaymentCommand), required then."""
+    from ordergraph.models import ProductVariant  # noqa: PLC0415
+    from ordergraph.workflows import payments  # noqa: PLC0415
+    from ordergraph.workflows.commands import Address, LineCommand, PlaceOrderCommand  # noqa: PLC0415
+    from ordergraph.workflows.orders import cancel_order, place_order  # noqa: PLC0415
+
+    rma = await ReturnAuthorization.get_or_none(id=rma_id)
+    if rma is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such return", ["id"])
+    RETURN.target(rma, "EXCHANGE")
+    if not lines:
+        raise DomainError(ErrorCode.REQUIRED, "what to send instead", ["lines"])
+    order = await Order.get(id=rma.order_id)
+    channel = await SalesChannel.get(id=order.channel_id)
+    credit = (await refund_quote(rma)).total
+    originals = {rl.sku: rl.unit_price for rl in await ReturnLine.filter(rma_id=rma.id)}
+    variants = {v.sku: v for v in await ProductVariant.filter(sku__in=[s for s, _ in lines])}
+    price = {s: originals.get(s, variants[s].price if s in variants else Decimal(0)) for s, _ in lines}
+    value = sum((price[s] * q for s, q in lines), Decimal(0))
+    difference = value - credit
+    if difference > 0 and payment is None:
+        raise DomainError(ErrorCode.REQUIRED, f"the replacement costs {difference} {order.currency} more: a payment is needed",
+                          ["payment"], {"difference": str(difference)})
+    a = order.shipping_address
+    replacement = await place_order(PlaceOrderCommand(
+        channel_code=channel.code, customer_email=order.customer_email, customer_name=order.customer_name,
+        customer_phone=order.customer_phone, service_level=order.service_level, notes=f"Exchange for {rma.number}",
+        shipping_address=Address(**{k: a.get(k, "") for k in ("name", "line1", "line2", "city", "region",
+                                                               "postal_code", "country", "phone", "company")}),
+        lines=[LineCommand(sku=s, quantity=q, unit_price=price[s] if channel.sets_prices else None) for s, q in lines],
+        payment=None,
+    ), actor)
+    if difference > 0:
+        auth = await payments.authorize(payment.gateway, difference, order.currency, payment.token)
+        async with transaction():
+            locked = await Order.select_for_update().get(id=replacement.id)
+            await payments.record_authorization(locked, payment.gateway, payment.method, auth, actor, amount=difference)
+        if not auth.approved:
+            await cancel_order(replacement.id, f"exchange difference declined ({auth.decline_code})", actor)
+            raise DomainError(ErrorCode.PAYMENT_DECLINED, "the price difference was declined", ["payment"],
+                              {"decline_code": auth.decline_code})
+    elif difference < 0:
+        original = await payments.primary_payment(order.id)
+        await payments.refund(original.id, -difference, actor, reason=f"exchange {rma.number}: difference")
+    async with transaction():
+        rma, locked = await _locked(rma_id)
+        rma.exchange_order_id = replacement.id
+        rma.refund_amount = max(Decimal(0), -difference)
+        await _close(rma, locked, "EXCHANGE", actor, replacement=replacement.number, credit=credit,
+                     difference=difference)
+    return rma
