@@ -133,3 +133,30 @@ async def test_lifecycle_refusals_and_reopen(db):
     assert (exc.status, exc.resolved_at) == (ExceptionStatus.OPEN, None)
     types = await Event.filter(aggregate_type="Exception").order_by("id").values_list("type", flat=True)
     assert types == ["EXCEPTION_RAISED", "EXCEPTION_DISMISSED", "EXCEPTION_REOPENED"]
+
+
+async def test_a_carrier_refusing_the_address_raises_address_invalid_once(db):
+    east, _ = await _world()
+    odd = Address(name="Ada", line1="1 Nowhere Rd [unserviceable]", city="New York", postal_code="10001", country="US")
+    order = await place_order(PlaceOrderCommand("WEB", "ada@example.com", [LineCommand("SKU-A", 1)], odd,
+                                                payment=PaymentCommand()), "test")
+    async with transaction():
+        from ordergraph.models import Order  # noqa: PLC0415
+
+        await fulfillment.create_fulfillment_orders(await Order.select_for_update().get(id=order.id), "t")
+    pl = await fulfillment.create_batch_pick_list(east.id, "picker")
+    await fulfillment.confirm_pick(pl.id, "SKU-A", 1, "picker")
+    from decimal import Decimal  # noqa: PLC0415
+
+    from ordergraph.models import FulfillmentOrder  # noqa: PLC0415
+
+    [fo] = await FulfillmentOrder.filter(order_id=order.id)
+    [pkg] = await fulfillment.pack(fo.id, [fulfillment.PackageSpec(500, Decimal(10), Decimal(10), Decimal(10),
+                                                                    [("SKU-A", 1)])], "packer")
+    for _ in range(2):
+        with pytest.raises(DomainError) as err:
+            await shipping.buy_label(pkg.id, "packer", carrier="econopost", service="STANDARD")
+        assert err.value.code is ErrorCode.ADDRESS_UNSERVICEABLE
+    [exc] = await OrderException.filter(kind=K.ADDRESS_INVALID)
+    assert (exc.order_id, exc.details["carrier"]) == (order.id, "econopost")
+    assert not await Shipment.filter(order_id=order.id).exists()

@@ -230,6 +230,8 @@ async def buy_label(package_id: int, actor: str, *, carrier: str | None = None, 
     try:
         label = await with_retries(lambda: chosen.buy_label(ship_from, ship_to, parcels, service, order.number, key))
     except CarrierError as exc:
+        if exc.code in (CarrierErrorCode.ADDRESS_INVALID, CarrierErrorCode.ADDRESS_UNSERVICEABLE):
+            await _address_refused(order, chosen.code, exc, actor)
         raise carrier_failure(exc, "service" if exc.code is CarrierErrorCode.SERVICE_UNAVAILABLE else "carrier") from None
     try:
         async with transaction():
@@ -259,6 +261,18 @@ async def buy_label(package_id: int, actor: str, *, carrier: str | None = None, 
         if shipment is None:
             raise
     return shipment
+
+
+async def _address_refused(order: Order, carrier: str, exc: CarrierError, actor: str) -> None:
+    """A carrier that cannot verify or serve the address: an ADDRESS_INVALID exception (once per
+    order and carrier), in its own transaction; the label purchase itself fails."""
+    from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
+    from ordergraph.workflows.exceptions import raise_exception  # noqa: PLC0415
+
+    async with transaction():
+        await raise_exception(ExceptionKind.ADDRESS_INVALID, f"ADDRESS_INVALID:{order.id}:{carrier}",
+                              f"{carrier} refused the address of {order.number}: {exc.message}", actor,
+                              order_id=order.id, details={"carrier": carrier, "code": str(exc.code)})
 
 
 async def shipment_event(shipment: Shipment, order: Order, type_: str, actor: str, *, new: bool = False, **data):
