@@ -187,11 +187,12 @@ async def create_fulfillment_orders(order: Order, actor: str) -> list[Fulfillmen
 
 
 async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> list[FulfillmentOrder]:
-    """The fulfillment orders of an order's first allocation, in three statements whatever its
+    """The fulfillment orders of an order's first allocation, in one statement on PostgreSQL (three
+    on SQLite) whatever its
     size: one INSERT of the fulfillment orders, one of their lines, one UPDATE linking the
     allocations (the order has no fulfillment order yet, so nothing is merged). `takes`: the
     allocation plan's (line, level, quantity); `lines`: the order's lines."""
-    from ordergraph.db import Params, execute, create_rows, insert_rows  # noqa: PLC0415
+    from ordergraph.db import Params, create_rows, dialect, execute, insert_rows  # noqa: PLC0415
 
     per_wh: dict[int, dict[int, int]] = {}
     for ln, level, qty in takes:
@@ -199,25 +200,60 @@ async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> li
     if not per_wh:
         return []
     promised = promised_ship_by(order.placed_at, order.service_level)
-    fos = await create_rows(FulfillmentOrder, [
-        {"number": f"{order.number}-F{i}", "order_id": order.id, "warehouse_id": wh_id, "status": F.OPEN,
-         "service_level": order.service_level, "promised_ship_by": promised}
-        for i, wh_id in enumerate(per_wh, start=1)
-    ])
     by_line = {ln.id: ln for ln in lines}
-    await insert_rows(FulfillmentLine, [
-        {"fulfillment_order_id": fo.id, "order_line_id": line_id, "variant_id": by_line[line_id].variant_id,
-         "sku": by_line[line_id].sku, "quantity": qty}
-        for fo, qtys in zip(fos, per_wh.values(), strict=True) for line_id, qty in qtys.items()
-    ])
-    p = Params()
-    cases = " ".join(f"WHEN {p(fo.warehouse_id)} THEN CAST({p(fo.id)} AS INTEGER)" for fo in fos)
-    await execute(f"UPDATE allocations SET fulfillment_order_id = CASE warehouse_id {cases} END "
-                  f"WHERE order_id = {p(order.id)} AND fulfillment_order_id IS NULL", p.values)
+    if dialect() == "postgres":
+        fos = await _first_fulfillment_orders_pg(order, per_wh, by_line, promised)
+    else:
+        fos = await create_rows(FulfillmentOrder, [
+            {"number": f"{order.number}-F{i}", "order_id": order.id, "warehouse_id": wh_id, "status": F.OPEN,
+             "service_level": order.service_level, "promised_ship_by": promised}
+            for i, wh_id in enumerate(per_wh, start=1)
+        ])
+        await insert_rows(FulfillmentLine, [
+            {"fulfillment_order_id": fo.id, "order_line_id": line_id, "variant_id": by_line[line_id].variant_id,
+             "sku": by_line[line_id].sku, "quantity": qty}
+            for fo, qtys in zip(fos, per_wh.values(), strict=True) for line_id, qty in qtys.items()
+        ])
+        p = Params()
+        cases = " ".join(f"WHEN {p(fo.warehouse_id)} THEN CAST({p(fo.id)} AS INTEGER)" for fo in fos)
+        await execute(f"UPDATE allocations SET fulfillment_order_id = CASE warehouse_id {cases} END "
+                      f"WHERE order_id = {p(order.id)} AND fulfillment_order_id IS NULL", p.values)
     for fo, qtys in zip(fos, per_wh.values(), strict=True):
         await fo_event(fo, order, "FULFILLMENT_ORDER_CREATED", actor, new=True,
                        lines=[{"sku": by_line[lid].sku, "quantity": q} for lid, q in qtys.items()])
     return fos
+
+
+async def _first_fulfillment_orders_pg(order: Order, per_wh: dict[int, dict[int, int]], by_line, promised) -> list:
+    """PostgreSQL: the fulfillment orders, their lines and the allocations' link in one
+    statement (data-modifying CTEs: the lines join the new orders' ids by warehouse)."""
+    from ordergraph.db import Params, fetch  # noqa: PLC0415
+
+    p = Params()
+    now = datetime.now(UTC)
+    numbers = {wh_id: f"{order.number}-F{i}" for i, wh_id in enumerate(per_wh, start=1)}
+    fo_values = ", ".join(
+        f"({p(numbers[wh_id])}, {p(order.id)}::int, {p(wh_id)}::int, 'OPEN', NULL, '', {p(str(order.service_level))}, "
+        f"{p(promised)}::timestamptz, NULL, {p(now)}::timestamptz, {p(now)}::timestamptz, NULL, NULL, NULL, NULL)"
+        for wh_id in per_wh)
+    line_values = ", ".join(
+        f"({p(wh_id)}::int, {p(line_id)}::int, {p(by_line[line_id].variant_id)}::int, {p(by_line[line_id].sku)}::text, "
+        f"{p(qty)}::int)"
+        for wh_id, qtys in per_wh.items() for line_id, qty in qtys.items())
+    rows = await fetch(
+        "WITH f AS (INSERT INTO fulfillment_orders (number, order_id, warehouse_id, status, held_from, hold_reason, "
+        "service_level, promised_ship_by, pick_list_id, created_at, updated_at, picked_at, packed_at, shipped_at, "
+        f"cancelled_at) VALUES {fo_values} RETURNING id, warehouse_id), "
+        "l AS (INSERT INTO fulfillment_lines (fulfillment_order_id, order_line_id, variant_id, sku, quantity, "
+        "picked_quantity, packed_quantity, shipped_quantity, short_quantity) SELECT f.id, v.lid, v.vid, v.sku, v.q, "
+        f"0, 0, 0, 0 FROM (VALUES {line_values}) AS v(wid, lid, vid, sku, q) JOIN f ON f.warehouse_id = v.wid), "
+        "a AS (UPDATE allocations SET fulfillment_order_id = f.id FROM f WHERE allocations.order_id = "
+        f"{p(order.id)}::int AND allocations.warehouse_id = f.warehouse_id AND allocations.fulfillment_order_id IS NULL) "
+        "SELECT id, warehouse_id FROM f", p.values)
+    ids = {r["warehouse_id"]: r["id"] for r in rows}
+    return [FulfillmentOrder(id=ids[wh_id], number=numbers[wh_id], order_id=order.id, warehouse_id=wh_id,
+                             status=F.OPEN, service_level=order.service_level, promised_ship_by=promised)
+            for wh_id in per_wh]
 
 
 async def on_allocated(order: Order, before: str, lines, plan, actor: str) -> None:
