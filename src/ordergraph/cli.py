@@ -129,18 +129,18 @@ def serve(
 def worker() -> None:
     """Run the periodic background jobs without serving HTTP (SIGINT/SIGTERM stop it).
 
-    With REDIS_URL: arq runs them (ordergraph.worker), one run per tick across all workers,
+    With REDIS_URL: saq runs them (ordergraph.worker), one run per tick across all workers,
     with the outbox relay. Without: they run in this process (ordergraph.jobs.JobRunner).
     """
     if importlib.util.find_spec("ordergraph.jobs") is None:
         raise _fail("no background jobs in this build (module ordergraph.jobs is missing)")
-    from ordergraph import jobs, worker as arq_worker  # noqa: PLC0415
+    from ordergraph import jobs, worker as saq_worker  # noqa: PLC0415
     from ordergraph.observability import configure_logging, log  # noqa: PLC0415
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     try:
-        job_list = arq_worker.job_list()
+        job_list = saq_worker.job_list()
     except ValueError as exc:
         raise _fail(str(exc)) from None
 
@@ -152,10 +152,10 @@ def worker() -> None:
         return stop
 
     if settings.redis_url:
-        async def work_arq() -> None:
-            await arq_worker.run(settings, stop_on_signals())
+        async def work_saq() -> None:
+            await saq_worker.run(settings, stop_on_signals())
 
-        run_async(work_arq, database=False)  # the arq worker opens the database on startup
+        run_async(work_saq, database=False)  # the saq worker opens the database on startup
         return
 
     async def work() -> None:

@@ -1,25 +1,29 @@
-"""`ordergraph worker` with Redis: the periodic jobs of `jobs.default_jobs` run by arq.
+"""`ordergraph worker` with Redis: the periodic jobs of `jobs.default_jobs` run on saq.
 
 One source of truth: every `Job(name, interval, func)` that `jobs.default_jobs(relay=...)`
-returns becomes an arq cron job (a job added there runs in both runners). An interval becomes
-a wall-clock schedule: 5 s → seconds {0, 5, …, 55} of every minute, 300 s → minutes
-{0, 5, …, 55} at second 0, and so on (an interval that does not divide the minute or the hour
-leaves a shorter gap at the turn of it; below a second, every second).
+returns becomes a saq function and a schedule (a job added there runs in both runners). An
+interval becomes wall-clock ticks: the multiples of `period(interval)` seconds since the epoch
+(5 s → seconds 0, 5, …, 55 of every minute; 300 s → every fifth minute at second 0; below a
+second, every second).
 
-Several workers, one run per tick: arq's cron jobs are `unique`, so every worker computes the
-same job id for a tick (`<name>:<tick in ms>`) and enqueues it up to a second early; Redis keeps
-one job per id and one worker takes it. The result is kept for `RESULT_TTL` seconds, so a
-worker that comes late to a tick that already ran does not enqueue it again. Underneath, every
-job stays safe to run twice (conditional UPDATEs, unique fact keys, leased notification
-claims): arq saves work, the database guarantees the outcome.
+Several workers, one run per tick. saq's own cron enqueues every tick of a function under one
+fixed key (`cron:<function>`), and saq's Redis queue only refuses a key while that job is
+incomplete, so a worker coming late to a tick that already finished would enqueue it again.
+Instead each worker's scheduler (a small loop, `Scheduler`) claims a tick in Redis with
+`SET NX` (`<queue>:tick:<name>:<tick in ms>`, kept `period + RESULT_TTL` seconds): only the
+worker that wins the claim enqueues the tick, as a saq job with the deterministic key
+`<name>:<tick in ms>` (saq also refuses that key while the job is queued, running or waiting for
+a retry), and one worker dequeues it. Underneath, every job stays safe to run twice (conditional
+UPDATEs, unique fact keys, leased notification claims): saq saves work, the database guarantees
+the outcome.
 
-A job that raises is retried by arq (`Retry`, up to `MAX_TRIES` tries, soon rather than at its
-next tick), then recorded as failed; the other jobs keep running.
+A job that raises is retried by saq (`Job.retries` = `MAX_TRIES` tries, `retry_delay` soon
+rather than at its next tick), then recorded as failed; the other jobs keep running.
 
 Environment (besides the settings in config.py):
 - `ORDERGRAPH_JOB_INTERVALS`: override intervals, `name=seconds` separated by commas
   (`exception_sweeps=60,escalate_exceptions=5`); also honoured by the embedded worker.
-- `ORDERGRAPH_WORKER_QUEUE`: the arq queue (default `ordergraph:jobs`); deployments sharing
+- `ORDERGRAPH_WORKER_QUEUE`: the saq queue (default `ordergraph:jobs`); deployments sharing
   one Redis database use one queue each.
 """
 
@@ -27,15 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC
 from typing import Any
 
-from arq import Retry
-from arq.connections import RedisSettings
-from arq.cron import CronJob, cron
-from arq.worker import Worker
+from saq import Job as SaqJob
+from saq import Queue, Worker
 
 from ordergraph import jobs
 from ordergraph.config import Settings
@@ -43,7 +46,8 @@ from ordergraph.observability import log
 
 DEFAULT_QUEUE = "ordergraph:jobs"
 MAX_TRIES = 3  # tries of one tick of a job that raises
-RESULT_TTL = 60  # seconds a tick's result stays in Redis (its id cannot be enqueued again)
+RESULT_TTL = 60  # seconds a finished tick's job (and, beyond its period, its claim) stays in Redis
+JOB_TIMEOUT = 300  # seconds one try of a tick may run before saq cancels it
 STOP_GRACE = 5.0  # seconds a stop waits for running jobs before cancelling them
 
 
@@ -78,118 +82,188 @@ def job_list(relay: Callable[[], Awaitable[object]] | None = None) -> list[jobs.
     return [jobs.Job(job.name, overrides.get(job.name, job.interval), job.func) for job in listed]
 
 
-def schedule(interval: float) -> dict[str, Any]:
-    """arq cron fields for "every `interval` seconds" on the wall clock."""
-    seconds = max(1, round(interval))
-    if seconds < 60:
-        return {"second": None if seconds == 1 else set(range(0, 60, seconds))}
-    if seconds < 3600:
-        return {"minute": set(range(0, 60, max(1, round(seconds / 60)))), "second": 0}
-    if seconds < 86400:
-        return {"hour": set(range(0, 24, max(1, round(seconds / 3600)))), "minute": 0, "second": 0}
-    return {"hour": 0, "minute": 0, "second": 0}
+def period(interval: float) -> int:
+    """Whole seconds between two ticks of a job every `interval` seconds (at least one)."""
+    return max(1, round(interval))
+
+
+def tick_of(interval: float, now: float) -> int:
+    """The tick (epoch milliseconds) `now` falls in: the last multiple of the period."""
+    p = period(interval)
+    return int(now // p) * p * 1000
 
 
 def retry_delay(interval: float) -> float:
     return min(max(interval / 2, 1.0), 10.0)
 
 
-def _task(job: jobs.Job) -> Callable[[dict[str, Any]], Awaitable[object]]:
+def function_name(job: jobs.Job) -> str:
+    return f"job_{job.name}"
+
+
+def _task(job: jobs.Job) -> Callable[..., Awaitable[object]]:
     async def run(ctx: dict[str, Any]) -> object:
+        attempt = ctx["job"].attempts if ctx.get("job") is not None else 1
         try:
             result = await job.func()
-        except Exception as exc:  # noqa: BLE001 - arq retries it, then records the failure
-            attempt = ctx.get("job_try", 1)
+        except Exception as exc:
             if attempt < MAX_TRIES:
                 log.warning("job.retry", job=job.name, attempt=attempt, error=repr(exc))
-                raise Retry(defer=retry_delay(job.interval)) from exc
-            log.error("job.failed", job=job.name, attempt=attempt, error=repr(exc), exc_info=exc)
-            raise
+            else:
+                log.error("job.failed", job=job.name, attempt=attempt, error=repr(exc))
+            raise  # saq retries it (Job.retries) after retry_delay, then records it as failed
         if result:
             log.info("job.done", job=job.name, result=result)
         return result
 
-    run.__qualname__ = run.__name__ = f"job_{job.name}"
+    run.__qualname__ = run.__name__ = function_name(job)
     return run
 
 
-def cron_jobs(job_entries: list[jobs.Job], queue: str) -> list[CronJob]:
-    return [
-        cron(_task(job), name=f"{queue}:{job.name}", unique=True, keep_result=RESULT_TTL, max_tries=MAX_TRIES,
-             **schedule(job.interval))
-        for job in job_entries
-    ]
+def functions(job_entries: list[jobs.Job]) -> list[tuple[str, Callable[..., Awaitable[object]]]]:
+    """saq functions, by name, of the jobs."""
+    return [(function_name(job), _task(job)) for job in job_entries]
+
+
+def tick_job(job: jobs.Job, tick: int) -> SaqJob:
+    """The saq job of one tick of `job`: its key is the same on every worker."""
+    return SaqJob(function=function_name(job), key=f"{job.name}:{tick}", retries=MAX_TRIES,
+                  retry_delay=retry_delay(job.interval), ttl=RESULT_TTL, timeout=JOB_TIMEOUT)
+
+
+class Scheduler:
+    """Enqueues each tick of each job once across all workers of a queue (see the module doc)."""
+
+    def __init__(self, queue: Queue, job_entries: list[jobs.Job]) -> None:
+        self.queue = queue
+        self.jobs = job_entries
+        self._last: dict[str, int] = {}
+
+    def claim_key(self, job: jobs.Job, tick: int) -> str:
+        return f"{self.queue.name}:tick:{job.name}:{tick}"
+
+    async def enqueue_due(self, now: float | None = None) -> list[str]:
+        """Claim and enqueue the current tick of every job not yet seen by this worker;
+        the keys of the ticks this worker enqueued."""
+        now = time.time() if now is None else now
+        enqueued: list[str] = []
+        for job in self.jobs:
+            tick = tick_of(job.interval, now)
+            if self._last.get(job.name, -1) >= tick:
+                continue
+            self._last[job.name] = tick
+            claimed = await self.queue.redis.set(self.claim_key(job, tick), b"1", nx=True,
+                                                 ex=period(job.interval) + RESULT_TTL)
+            if claimed and await self.queue.enqueue(tick_job(job, tick)) is not None:
+                enqueued.append(f"{job.name}:{tick}")
+        return enqueued
+
+    def _sleep_for(self, now: float) -> float:
+        nearest = min(tick_of(job.interval, now) / 1000 + period(job.interval) for job in self.jobs)
+        return min(max(nearest - now + 0.005, 0.01), 1.0)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.enqueue_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away for a moment: try again soon
+                log.warning("worker.schedule_failed", error=repr(exc))
+            await asyncio.sleep(self._sleep_for(time.time()))
 
 
 async def _relay() -> object:
-    """The outbox relay of the streaming runtime this worker started (on_startup)."""
+    """The outbox relay of the streaming runtime this worker started (startup)."""
     from ordergraph.subscriptions import runtime  # noqa: PLC0415
 
     return await runtime.current().relay()
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of `arq.worker.Worker` (arq's WorkerSettings, as a dict)."""
-    if not settings.redis_url:
-        raise ValueError("the arq worker needs REDIS_URL")
-    queue = queue_name()
+class _QuietStop(logging.Filter):
+    """Drops saq's warning that the idle dequeue and upkeep tasks outlived the (zero) grace
+    period at every stop: run() has already waited for the running jobs by then."""
 
-    async def on_startup(ctx: dict[str, Any]) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not finish within the shutdown grace period" not in record.getMessage()
+
+
+def _quiet_saq_logs() -> None:
+    """saq logs every enqueue, start and finish at INFO; ours (job.retry/failed/done) say what
+    matters, so saq's go to WARNING and above unless the log level is DEBUG."""
+    saq_log = logging.getLogger("saq")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        saq_log.setLevel(logging.WARNING)
+    if not any(isinstance(f, _QuietStop) for f in saq_log.filters):
+        saq_log.addFilter(_QuietStop())
+
+
+def make_worker(settings: Settings, queue: Queue | None = None) -> Worker:
+    """The saq worker: the jobs' functions, their scheduler, database and event streaming
+    opened on startup and closed on shutdown."""
+    if not settings.redis_url:
+        raise ValueError("the saq worker needs REDIS_URL")
+    _quiet_saq_logs()
+    queue = queue or Queue.from_url(settings.redis_url, name=queue_name())
+    job_entries = job_list(relay=_relay)
+
+    async def startup(ctx: dict[str, Any]) -> None:
         from ordergraph.db import fetch, init_db  # noqa: PLC0415
         from ordergraph.subscriptions import runtime  # noqa: PLC0415
 
-        await init_db(settings, process_wide=True)  # jobs run in tasks arq creates
+        await queue.connect()
+        await init_db(settings, process_wide=True)  # jobs run in tasks saq creates
         ctx["db"] = True
         await fetch("SELECT 1 AS ok")  # fail fast when the database is unreachable
         ctx["streaming"] = await runtime.start(settings)
-        log.info("worker.start", engine="arq", queue=queue, jobs=[c.name for c in ctx_jobs])
+        ctx["scheduler"] = asyncio.create_task(Scheduler(queue, job_entries).run(), name="worker-scheduler")
+        log.info("worker.start", engine="saq", queue=queue.name, jobs=[job.name for job in job_entries])
 
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
+    async def shutdown(ctx: dict[str, Any]) -> None:
         from ordergraph.db import close_db  # noqa: PLC0415
         from ordergraph.subscriptions import runtime  # noqa: PLC0415
 
+        scheduler = ctx.pop("scheduler", None)
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
         stream = ctx.pop("streaming", None)
         if stream is not None:
             await runtime.stop(stream)
         if ctx.pop("db", False):
             await close_db()
         if stream is not None:
-            log.info("worker.stop", engine="arq")
+            log.info("worker.stop", engine="saq")
 
-    ctx_jobs = cron_jobs(job_list(relay=_relay), queue)
-    return {
-        "queue_name": queue,
-        "cron_jobs": ctx_jobs,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
-        "on_startup": on_startup,
-        "on_shutdown": on_shutdown,
-        "max_tries": MAX_TRIES,
-        "timezone": UTC,
-        "health_check_key": f"{queue}:health-check",
-    }
+    # shutdown_grace_period_s=0: run() already waited for the running jobs when stop() comes.
+    worker = Worker(queue, functions(job_entries), startup=startup, shutdown=shutdown,
+                    shutdown_grace_period_s=0, timers={"sweep": 30})
+    worker.SIGNALS = []  # the caller owns the signals (run's `stop`)
+    return worker
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the arq worker until `stop` is set, then let running jobs finish (up to
-    STOP_GRACE seconds, then they are cancelled and arq runs them again elsewhere) and close."""
-    worker = Worker(**worker_settings(settings), handle_signals=False)
-    main = asyncio.create_task(worker.async_run(), name="arq-worker")
+    """Run the saq worker until `stop` is set; then stop scheduling, let running jobs finish
+    (up to STOP_GRACE seconds; then they are cancelled and saq puts them back in the queue for
+    another worker), run the shutdown hooks and close the Redis connection."""
+    worker = make_worker(settings)
+    main = asyncio.create_task(worker.start(), name="saq-worker")
     stopping = asyncio.create_task(stop.wait(), name="worker-stop")
     try:
         await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-        failed = main.exception() if main.done() and not main.cancelled() else None
-        worker.allow_pick_jobs = False
-        deadline = asyncio.get_running_loop().time() + STOP_GRACE
-        while any(not t.done() for t in worker.tasks.values()) and asyncio.get_running_loop().time() < deadline:
+        scheduler = worker.context.get("scheduler")
+        if scheduler is not None:
+            scheduler.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE
+        while worker.job_task_contexts and not main.done() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker.close()  # cancels what still runs, runs on_shutdown, closes the pool
-        await worker.on_shutdown(worker.ctx)  # again when close() stopped early: a no-op otherwise
-        if not main.done():
-            main.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        worker.event.set()  # start() returns through stop(): cancels what still runs, then shutdown
+        try:
             await main
-    if failed is not None:
-        raise failed
+        finally:
+            with contextlib.suppress(Exception):
+                await worker.queue.disconnect()

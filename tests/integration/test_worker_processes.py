@@ -1,19 +1,22 @@
-"""`ordergraph worker` on arq (PostgreSQL runs: PostgreSQL + Redis).
+"""`ordergraph worker` on saq (PostgreSQL runs: PostgreSQL + Redis).
 
 - two real worker processes on one database and one Redis: an exception due for escalation is
   escalated once (one event, one notification, delivered once), an overdue order raises one
   SLA exception, an expired reservation is released once, and events left unpublished (no
   sink when they were committed) reach the Redis stream through the relay;
-- two arq workers in this process on one queue: every cron tick runs once, on one of them;
+- two saq workers in this process on one queue: every tick runs once, on one of them, and a
+  worker coming late to a tick that already ran does not enqueue it again;
+- a tick that raises is retried by saq, then recorded as failed;
 - SIGTERM stops a worker cleanly (exit status 0) within seconds.
 
-Each test uses its own arq queue (ORDERGRAPH_WORKER_QUEUE) so runs sharing the Redis database
+Each test uses its own saq queue (ORDERGRAPH_WORKER_QUEUE) so runs sharing the Redis database
 never take each other's jobs; intervals are lowered to one second (ORDERGRAPH_JOB_INTERVALS).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +29,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from ordergraph import worker as arq_worker
+from saq import Queue, Worker
+from saq.job import Status
+
+from ordergraph import worker as saq_worker
 from ordergraph.db import transaction
 from ordergraph.jobs import Job
 from ordergraph.models import Event, InventoryLevel, Notification, Order, OrderException, Reservation, StockMovement
@@ -103,9 +109,15 @@ async def _stream_end(client) -> str:
     return last[0][0].decode() if last else "0-0"
 
 
-async def _stream_after(client, start: str) -> list[EventMessage]:
-    entries = await client.xrange(STREAM, min=f"({start}", max="+")
-    return [EventMessage.decode(fields[b"m"]) for _, fields in entries]
+async def _collect_stream(client, start: str, into: list[EventMessage]) -> None:
+    """Read the stream as it grows (other test sessions sharing Redis db 15 FLUSHDB when they
+    start, which would take entries read only at the end of the test)."""
+    last = start
+    while True:
+        for _, entries in await client.xread({STREAM: last}, block=200) or []:
+            for entry_id, fields in entries:
+                last = entry_id.decode()
+                into.append(EventMessage.decode(fields[b"m"]))
 
 
 async def test_two_worker_processes_do_each_thing_once_and_relay_what_was_left(db, tmp_path):
@@ -139,6 +151,8 @@ async def test_two_worker_processes_do_each_thing_once_and_relay_what_was_left(d
 
     client = aioredis.from_url(db.redis_url)
     start = await _stream_end(client)
+    messages: list[EventMessage] = []
+    reader = asyncio.create_task(_collect_stream(client, start, messages))
     env = _env(db, tmp_path, f"ordergraph-test:{token}")
     procs = [WorkerProcess(f"worker-{i}", env, tmp_path / f"worker-{i}.log") for i in (1, 2)]
     try:
@@ -157,13 +171,18 @@ async def test_two_worker_processes_do_each_thing_once_and_relay_what_was_left(d
         async def relayed():
             return not await Event.filter(id__in=list(left), published_at__isnull=True).exists()
 
+        async def streamed():
+            return sum(token in str(m.data.get("summary", "")) for m in messages) >= 2
+
         for predicate, what in ((escalated, "escalation delivered"), (swept, "SLA sweep"),
-                                (expired, "reservation expired"), (relayed, "unpublished events relayed")):
+                                (expired, "reservation expired"), (relayed, "unpublished events relayed"),
+                                (streamed, "both events on the Redis stream")):
             await _until(predicate, what, procs)
         await asyncio.sleep(3.0)  # several more ticks of every job on both workers: nothing more happens
         outputs = [p.output() for p in procs]
     finally:
         codes = [p.stop() for p in procs]
+        reader.cancel()
     assert codes == [0, 0], "\n".join(p.output()[-3000:] for p in procs)
     for out in outputs:
         assert "Traceback" not in out and "job.failed" not in out, out[-3000:]
@@ -188,7 +207,9 @@ async def test_two_worker_processes_do_each_thing_once_and_relay_what_was_left(d
     assert released == [(-2, 0)]  # one release of the two units
 
     assert not await Event.filter(published_at__isnull=True).exists()
-    messages = await _stream_after(client, start)
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
     await client.aclose()
     mine = [(m.id, m.type) for m in messages if token in str(m.data.get("summary", ""))]
     escalated_event = await Event.get(aggregate_type="Exception", aggregate_id=due.id, type="EXCEPTION_ESCALATED")
@@ -196,41 +217,101 @@ async def test_two_worker_processes_do_each_thing_once_and_relay_what_was_left(d
     assert sorted(mine) == sorted([(raised_event.id, "EXCEPTION_RAISED"), (escalated_event.id, "EXCEPTION_ESCALATED")])
 
 
-async def test_two_arq_workers_run_each_tick_once(db):
-    """Our cron configuration on arq: two workers on one queue, each tick (job id) runs once."""
+async def _in_process_workers(redis_url: str, queue_name: str, job_entries: list[Job], count: int, on_job):
+    """`count` saq workers on one queue, each with its own connection and tick scheduler."""
+    queues = [Queue.from_url(redis_url, name=queue_name) for _ in range(count)]
+    workers = []
+    for i, queue in enumerate(queues):
+        async def before_process(ctx, name=f"w{i}") -> None:
+            on_job(name, ctx["job"])
+        workers.append(Worker(queue, saq_worker.functions(job_entries), before_process=before_process,
+                              shutdown_grace_period_s=0))
+    for w in workers:
+        w.SIGNALS = []
+        await w.queue.connect()
+    tasks = [asyncio.create_task(w.start()) for w in workers]
+    tasks += [asyncio.create_task(saq_worker.Scheduler(q, job_entries).run()) for q in queues]
+
+    async def close() -> None:
+        for t in tasks[count:]:
+            t.cancel()
+        for w in workers:
+            w.event.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for q in queues:
+            await q.disconnect()
+
+    return queues, close
+
+
+async def test_two_saq_workers_run_each_tick_once(db):
+    """Our schedule on saq: two workers on one queue, each tick (job key) runs once."""
     queue = f"ordergraph-test:{uuid.uuid4().hex}"
     calls: list[int] = []
-    seen: dict[str, list[str]] = {"a": [], "b": []}
+    seen: dict[str, list[str]] = {"w0": [], "w1": []}
 
     async def tick() -> int:
         calls.append(1)
         await asyncio.sleep(0.05)
         return 1
 
-    def record(name: str):
-        async def on_job_start(ctx) -> None:
-            seen[name].append(ctx["job_id"])
-        return on_job_start
-
-    workers = [
-        arq_worker.Worker(queue_name=queue, cron_jobs=arq_worker.cron_jobs([Job("tick", 1.0, tick)], queue),
-                          redis_settings=arq_worker.RedisSettings.from_dsn(db.redis_url), handle_signals=False,
-                          on_job_start=record(name), timezone=UTC, poll_delay=0.1)
-        for name in ("a", "b")
-    ]
-    tasks = [asyncio.create_task(w.async_run()) for w in workers]
-    await asyncio.sleep(4.5)
-    for w in workers:
-        await w.close()
-    for t in tasks:
-        with pytest.raises(asyncio.CancelledError):
-            await t
-    ids = seen["a"] + seen["b"]
+    job = Job("tick", 1.0, tick)
+    queues, close = await _in_process_workers(db.redis_url, queue, [job], 2,
+                                              lambda name, j: seen[name].append(j.key))
+    try:
+        await asyncio.sleep(4.5)
+        # a worker that comes late (started after a tick ran and its job finished) does not
+        # enqueue it again
+        ran = sorted(int(i.rsplit(":", 1)[1]) for i in seen["w0"] + seen["w1"])
+        assert len(ran) >= 2, seen
+        done = await queues[0].job(f"tick:{ran[-2]}")
+        assert done is not None and done.status is Status.COMPLETE, done
+        late = Queue.from_url(db.redis_url, name=queue)
+        await late.connect()
+        try:
+            assert await saq_worker.Scheduler(late, [job]).enqueue_due(now=ran[-2] / 1000 + 0.5) == []
+        finally:
+            await late.disconnect()
+    finally:
+        await close()
+    ids = seen["w0"] + seen["w1"]
     assert len(ids) >= 3, seen
     assert len(set(ids)) == len(ids) == len(calls), seen  # no tick ran twice
-    assert all(i.startswith(f"{queue}:tick:") for i in ids)
+    assert all(i.startswith("tick:") for i in ids)
     ticks = sorted(int(i.rsplit(":", 1)[1]) for i in ids)
     assert all(b - a == 1000 for a, b in zip(ticks, ticks[1:], strict=False)), ticks  # one a second, none missed
+
+
+async def test_a_failing_tick_is_retried_by_saq_then_recorded_as_failed(db):
+    queue = f"ordergraph-test:{uuid.uuid4().hex}"
+    attempts: dict[str, list[int]] = {}
+
+    async def boom():
+        raise RuntimeError("boom")
+
+    job = Job("boom", 1.0, boom)  # retried after retry_delay(1.0) = 1 s
+    queues, close = await _in_process_workers(db.redis_url, queue, [job], 2,
+                                              lambda name, j: attempts.setdefault(j.key, []).append(j.attempts))
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            failed = [j for j in await queues[0].jobs([k for k in await _keys(queues[0])]) if j and j.status is Status.FAILED]
+            if failed:
+                break
+            assert time.monotonic() < deadline, attempts
+            await asyncio.sleep(0.1)
+    finally:
+        await close()
+    first = failed[0]
+    assert first.attempts == saq_worker.MAX_TRIES == 3
+    assert "RuntimeError: boom" in (first.error or "")
+    assert attempts[first.key] == [1, 2, 3], attempts  # three tries of that tick, then no more
+    assert (first.retries, first.retry_delay, first.ttl) == (saq_worker.MAX_TRIES, 1.0, saq_worker.RESULT_TTL)
+
+
+async def _keys(queue: Queue) -> list[str]:
+    prefix = queue.job_id("")
+    return [k.decode()[len(prefix):] for k in await queue.redis.keys(f"{prefix}boom:*")]
 
 
 async def test_sigterm_stops_a_worker_cleanly(db, tmp_path):
@@ -247,5 +328,5 @@ async def test_sigterm_stops_a_worker_cleanly(db, tmp_path):
     out = proc.output()
     assert code == 0, out[-3000:]
     assert took < 8.0, took
-    assert '"engine": "arq"' in out and "worker.stop" in out and "Traceback" not in out, out[-3000:]
+    assert '"engine": "saq"' in out and "worker.stop" in out and "Traceback" not in out, out[-3000:]
 

@@ -67,7 +67,7 @@ async def test_default_jobs_expire_due_reservations(db):
     assert (await InventoryLevel.get(warehouse=w, variant=v)).reserved == 0
 
 
-def test_the_arq_worker_derives_its_cron_jobs_from_default_jobs(monkeypatch):
+def test_the_saq_worker_derives_its_functions_and_tick_jobs_from_default_jobs(monkeypatch):
     from ordergraph import worker  # noqa: PLC0415
 
     monkeypatch.delenv("ORDERGRAPH_JOB_INTERVALS", raising=False)
@@ -75,14 +75,17 @@ def test_the_arq_worker_derives_its_cron_jobs_from_default_jobs(monkeypatch):
     async def relay():
         return 0
 
-    crons = worker.cron_jobs(worker.job_list(relay=relay), "q")
-    assert [(c.name, c.second, c.minute, c.unique, c.keep_result_s, c.max_tries) for c in crons] == [
-        ("q:expire_reservations", set(range(0, 60, 5)), None, True, worker.RESULT_TTL, worker.MAX_TRIES),
-        ("q:deliver_notifications", set(range(0, 60, 5)), None, True, worker.RESULT_TTL, worker.MAX_TRIES),
-        ("q:escalate_exceptions", {0, 30}, None, True, worker.RESULT_TTL, worker.MAX_TRIES),
-        ("q:exception_sweeps", 0, set(range(0, 60, 5)), True, worker.RESULT_TTL, worker.MAX_TRIES),
-        ("q:outbox_relay", None, None, True, worker.RESULT_TTL, worker.MAX_TRIES),
-    ]
+    entries = worker.job_list(relay=relay)
+    assert [name for name, _ in worker.functions(entries)] == [
+        "job_expire_reservations", "job_deliver_notifications", "job_escalate_exceptions", "job_exception_sweeps",
+        "job_outbox_relay"]
+    assert all(func.__qualname__ == name for name, func in worker.functions(entries))
+    tick = worker.tick_of(300.0, 1_800_000_123.4)
+    job = worker.tick_job(entries[3], tick)
+    assert (job.function, job.key, job.retries, job.retry_delay, job.ttl, job.timeout) == (
+        "job_exception_sweeps", "exception_sweeps:1800000000000", worker.MAX_TRIES, 10.0, worker.RESULT_TTL,
+        worker.JOB_TIMEOUT)
+    assert worker.MAX_TRIES == 3
     monkeypatch.setenv("ORDERGRAPH_JOB_INTERVALS", "exception_sweeps=1, escalate_exceptions=2")
     assert [(j.name, j.interval) for j in worker.job_list()] == [
         ("expire_reservations", 5.0), ("deliver_notifications", 5.0), ("escalate_exceptions", 2.0), ("exception_sweeps", 1.0)]
@@ -93,30 +96,36 @@ def test_the_arq_worker_derives_its_cron_jobs_from_default_jobs(monkeypatch):
             worker.job_list()
 
 
-def test_an_interval_becomes_a_wall_clock_schedule():
-    from ordergraph.worker import schedule  # noqa: PLC0415
+def test_an_interval_becomes_wall_clock_ticks():
+    from ordergraph.worker import period, retry_delay, tick_of  # noqa: PLC0415
 
-    assert schedule(1) == {"second": None}
-    assert schedule(0.2) == {"second": None}
-    assert schedule(5) == {"second": set(range(0, 60, 5))}
-    assert schedule(30) == {"second": {0, 30}}
-    assert schedule(300) == {"minute": set(range(0, 60, 5)), "second": 0}
-    assert schedule(7200) == {"hour": set(range(0, 24, 2)), "minute": 0, "second": 0}
-    assert schedule(86400) == {"hour": 0, "minute": 0, "second": 0}
+    assert [period(i) for i in (0.2, 1, 5, 30, 300, 7200)] == [1, 1, 5, 30, 300, 7200]
+    t = 1_800_000_007.9  # 2027-01-15 08:00:07.9 UTC
+    assert tick_of(1, t) == 1_800_000_007_000
+    assert tick_of(0.2, t) == 1_800_000_007_000  # below a second: every second
+    assert tick_of(5, t) == 1_800_000_005_000  # seconds 0, 5, ..., 55 of every minute
+    assert tick_of(30, t) == 1_800_000_000_000  # seconds 0 and 30
+    assert tick_of(300, t) == 1_800_000_000_000  # every fifth minute at second 0
+    assert tick_of(300, t - 8) == 1_799_999_700_000
+    assert tick_of(86400, t) == 1_799_971_200_000  # midnight UTC
+    assert [retry_delay(i) for i in (1, 5, 30, 300)] == [1.0, 2.5, 10.0, 10.0]
 
 
-async def test_a_failing_tick_is_retried_by_arq_then_recorded_as_failed():
-    from arq import Retry  # noqa: PLC0415
-
+async def test_a_failing_tick_raises_to_saq_which_retries_it():
     from ordergraph import worker  # noqa: PLC0415
 
+    calls = []
+
     async def boom():
+        calls.append(1)
         raise RuntimeError("boom")
 
-    [job] = worker.cron_jobs([Job("boom", 30.0, boom)], "q")
-    for attempt in range(1, worker.MAX_TRIES):
-        with pytest.raises(Retry) as retry:
-            await job.coroutine({"job_try": attempt})
-        assert retry.value.defer_score == 10_000  # min(30 / 2, 10) seconds
-    with pytest.raises(RuntimeError, match="boom"):
-        await job.coroutine({"job_try": worker.MAX_TRIES})
+    async def fine():
+        return 3
+
+    [(_, run_boom), (_, run_fine)] = worker.functions([Job("boom", 30.0, boom), Job("fine", 30.0, fine)])
+    for attempt in range(1, worker.MAX_TRIES + 1):
+        with pytest.raises(RuntimeError, match="boom"):
+            await run_boom({"job": type("J", (), {"attempts": attempt})()})
+    assert len(calls) == worker.MAX_TRIES
+    assert await run_fine({"job": None}) == 3
