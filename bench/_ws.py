@@ -267,10 +267,13 @@ async def _worker(pipe, cfg: dict) -> None:  # noqa: C901, PLR0915 - one client 
             print(f"ws client {os.getpid()}: cannot reach the parent ({exc!r}); exiting", file=sys.stderr)
             stop.set()
 
-    def sequence_of(message: dict) -> int:
+    def sequence_of(message: dict) -> int | None:
+        """The order's own sequence; None for the other aggregates of its stream (its fulfillment
+        orders, shipments…), which have sequences of their own."""
         if message.get("type") != "next" or "errors" in message.get("payload", {}):
             raise RuntimeError(f"unexpected message {str(message)[:300]}")
-        return message["payload"]["data"]["orderEvents"]["sequence"]
+        event = message["payload"]["data"]["orderEvents"]
+        return event["sequence"] if event.get("aggregateType", "Order") == "Order" else None
 
     def setup_finished() -> None:
         state["setup_done"] += 1
@@ -288,9 +291,11 @@ async def _worker(pipe, cfg: dict) -> None:  # noqa: C901, PLR0915 - one client 
                 if ack.get("type") != "connection_ack":
                     raise RuntimeError(f"no connection_ack: {ack}")
                 await ws.send(subscribe)
-                last = 0
-                for _ in range(cfg["replay"]):  # the replay proves the subscription is in the hub
-                    last = sequence_of(json.loads(await asyncio.wait_for(ws.recv(), 120)))
+                last, replayed = 0, 0
+                while replayed < cfg["replay"]:  # the replay proves the subscription is in the hub
+                    seq = sequence_of(json.loads(await asyncio.wait_for(ws.recv(), 120)))
+                    if seq is not None:
+                        last, replayed = seq, replayed + 1
         except Exception as exc:  # noqa: BLE001
             failures.append(f"{type(exc).__name__}: {exc}")
             setup_finished()
@@ -309,6 +314,8 @@ async def _worker(pipe, cfg: dict) -> None:  # noqa: C901, PLR0915 - one client 
                 except RuntimeError as exc:
                     state["errors"] += 1
                     first_error[:] = first_error or [str(exc)]
+                    continue
+                if seq is None:
                     continue
                 if seq <= last:
                     state["dups"] += 1
