@@ -1,8 +1,8 @@
-"""Request-scoped DataLoaders of the fulfillment graph: one query per kind of related row."""
+"""Request-scoped DataLoaders of the fulfillment graph: one query per kind of related row, read
+with the same plain-SQL readers as the order loaders."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 
 from strawberry.dataloader import DataLoader
@@ -18,24 +18,7 @@ from ordergraph.models import (
     TrackingEvent,
     Warehouse,
 )
-
-
-def _grouped(model, fk: str, *order_by: str) -> Callable:
-    async def load(keys: list[int]):
-        groups = defaultdict(list)
-        for row in await model.filter(**{f"{fk}__in": list(keys)}).order_by(*order_by):
-            groups[getattr(row, fk)].append(row)
-        return [groups.get(k, []) for k in keys]
-
-    return load
-
-
-def _by_id(model) -> Callable:
-    async def load(keys: list[int]):
-        rows = {r.id: r for r in await model.filter(id__in=list(keys))}
-        return [rows.get(k) for k in keys]
-
-    return load
+from ordergraph.resolvers.loaders import _by_id, _grouped  # the order loaders' plain-SQL readers serve here too
 
 
 LOADERS: dict[str, Callable] = {
@@ -47,8 +30,8 @@ LOADERS: dict[str, Callable] = {
     "shipments_by_order": lambda: _grouped(Shipment, "order_id", "id"),
     "shipments_by_fo": lambda: _grouped(Shipment, "fulfillment_order_id", "id"),
     "shipments_by_package": lambda: _grouped(Shipment, "package_id", "id"),
-    "tracking_by_shipment": lambda: _grouped(TrackingEvent, "shipment_id", "occurred_at", "id"),
-    "pick_items_by_list": lambda: _grouped(PickListItem, "pick_list_id", "bin_location", "sku", "fulfillment_order_id"),
+    "tracking_by_shipment": lambda: _grouped(TrackingEvent, "shipment_id", "occurred_at, id"),
+    "pick_items_by_list": lambda: _grouped(PickListItem, "pick_list_id", "bin_location, sku, fulfillment_order_id"),
     "fline": lambda: _by_id(FulfillmentLine),
     "fo": lambda: _by_id(FulfillmentOrder),
     "warehouse": lambda: _by_id(Warehouse),

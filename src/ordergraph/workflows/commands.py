@@ -22,6 +22,12 @@ class Address:
     latitude: float | None = None
     longitude: float | None = None
 
+    @classmethod
+    def from_stored(cls, data: dict) -> Address:
+        """An address as an order stores it (missing keys empty), e.g. to ship to it again."""
+        return cls(**{k: data.get(k, "") for k in ("name", "line1", "line2", "city", "region", "postal_code",
+                                                    "country", "phone", "company")})
+
 
 @dataclass
 class LineCommand:

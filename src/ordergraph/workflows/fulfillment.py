@@ -45,6 +45,7 @@ from ordergraph.workflows.errors import DomainError, ErrorCode, Problems
 from ordergraph.workflows.events import order_event, order_routing, record_event
 from ordergraph.workflows.lifecycle import StateMachine
 from ordergraph.workflows.order_lifecycle import ORDER, WORKFLOW, choose
+from ordergraph.workflows.orders import locked_order
 from ordergraph.workflows.stock import Change, move_many
 
 ACTIVE = (F.OPEN, F.PICKING, F.PICKED, F.PACKED)
@@ -99,19 +100,12 @@ async def fo_event(fo: FulfillmentOrder, order: Order, type_: str, actor: str, *
     )
 
 
-async def _locked_order(order_id: int) -> Order:
-    order = await Order.select_for_update().get_or_none(id=order_id)
-    if order is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "no such order", ["id"])
-    return order
-
-
 async def _locked_fo(fo_id: int) -> tuple[FulfillmentOrder, Order]:
     """Lock the order first, then its fulfillment order: every use case takes them in this order."""
     fo = await FulfillmentOrder.get_or_none(id=fo_id)
     if fo is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such fulfillment order", ["id"])
-    order = await _locked_order(fo.order_id)
+    order = await locked_order(fo.order_id)
     fo = await FulfillmentOrder.select_for_update().get(id=fo_id)
     return fo, order
 
@@ -531,7 +525,7 @@ async def _complete_picked(fo_ids: list[int], actor: str) -> list[FulfillmentOrd
         lines = await FulfillmentLine.filter(fulfillment_order_id=fo.id)
         if any(fl.picked_quantity < fl.quantity for fl in lines):
             continue
-        order = await _locked_order(fo.order_id)
+        order = await locked_order(fo.order_id)
         fo = await FulfillmentOrder.select_for_update().get(id=fo_id)
         if all(fl.quantity == 0 for fl in lines):
             fo.status = FULFILLMENT.target(fo, "SHORT_CLOSE", INTERNAL)

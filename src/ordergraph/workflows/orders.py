@@ -225,7 +225,8 @@ async def _hold(order: Order, reason: HoldReason, note: str, actor: str) -> Orde
     return hold
 
 
-async def _locked_order(order_id: int) -> Order:
+async def locked_order(order_id: int) -> Order:
+    """The order, row-locked for the rest of the transaction; NOT_FOUND when there is none."""
     order = await Order.select_for_update().get_or_none(id=order_id)
     if order is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", ["id"])
@@ -234,7 +235,7 @@ async def _locked_order(order_id: int) -> Order:
 
 async def place_hold(order_id: int, reason: HoldReason, note: str, actor: str) -> Order:
     async with transaction():
-        order = await _locked_order(order_id)
+        order = await locked_order(order_id)
         ORDER.target(order, "PLACE_HOLD", await allocation.order_context(order))
         if await OrderHold.filter(order_id=order.id, reason=reason, released_at__isnull=True).exists():
             raise DomainError(ErrorCode.ALREADY_EXISTS, f"the order already has an active {reason} hold", ["reason"])
@@ -245,7 +246,7 @@ async def place_hold(order_id: int, reason: HoldReason, note: str, actor: str) -
 async def release_hold(order_id: int, reason: HoldReason, note: str, actor: str) -> Order:
     """Release one hold; when none is left the order continues (confirm, allocate)."""
     async with transaction():
-        order = await _locked_order(order_id)
+        order = await locked_order(order_id)
         ORDER.target(order, "RELEASE_HOLD", await allocation.order_context(order))
         hold = await OrderHold.filter(order_id=order.id, reason=reason, released_at__isnull=True).first()
         if hold is None:
@@ -279,7 +280,7 @@ async def _resume(order: Order, ctx: OrderContext, actor: str) -> None:
 async def cancel_order(order_id: int, reason: str, actor: str) -> Order:
     """Cancel before shipment: release allocations, then void or refund the payment."""
     async with transaction():
-        order = await _locked_order(order_id)
+        order = await locked_order(order_id)
         ORDER.target(order, "CANCEL", await allocation.order_context(order))
         before = order.status
         freed = await allocation.release_allocations(order, actor, f"order cancelled: {reason}")
@@ -329,7 +330,7 @@ async def retry_payment(order_id: int, pay: PaymentCommand, actor: str) -> Order
     except GatewayUnavailable as exc:
         raise DomainError(ErrorCode.GATEWAY_UNAVAILABLE, "the payment gateway is unavailable; retry later", ["payment"]) from exc
     async with transaction():
-        order = await _locked_order(order_id)
+        order = await locked_order(order_id)
         await payments.record_authorization(order, pay.gateway, pay.method, auth, actor)
     if not auth.approved:
         raise DomainError(

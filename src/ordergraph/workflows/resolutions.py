@@ -80,12 +80,10 @@ async def reship(shipment_id: int, actor: str, *, exception_id: int | None = Non
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"{shipment.tracking_number} was already shipped again", ["shipmentId"])
     channel = await SalesChannel.get(id=order.channel_id)
     items = await PackageItem.filter(package_id=shipment.package_id).prefetch_related("fulfillment_line__order_line")
-    a = order.shipping_address
     replacement = await place_order(PlaceOrderCommand(
         channel_code=channel.code, customer_email=order.customer_email, customer_name=order.customer_name,
         customer_phone=order.customer_phone, service_level=order.service_level, notes=f"Reship of {shipment.tracking_number}",
-        shipping_address=Address(**{k: a.get(k, "") for k in ("name", "line1", "line2", "city", "region", "postal_code",
-                                                               "country", "phone", "company")}),
+        shipping_address=Address.from_stored(order.shipping_address),
         lines=[LineCommand(sku=it.fulfillment_line.sku, quantity=it.quantity,
                            unit_price=it.fulfillment_line.order_line.unit_price if channel.sets_prices else None)
                for it in items],

@@ -599,12 +599,10 @@ async def exchange_return(rma_id: int, lines: list[tuple[str, int]], actor: str,
     if difference > 0 and payment is None:
         raise DomainError(ErrorCode.REQUIRED, f"the replacement costs {difference} {order.currency} more: a payment is needed",
                           ["payment"], {"difference": str(difference)})
-    a = order.shipping_address
     replacement = await place_order(PlaceOrderCommand(
         channel_code=channel.code, customer_email=order.customer_email, customer_name=order.customer_name,
         customer_phone=order.customer_phone, service_level=order.service_level, notes=f"Exchange for {rma.number}",
-        shipping_address=Address(**{k: a.get(k, "") for k in ("name", "line1", "line2", "city", "region",
-                                                               "postal_code", "country", "phone", "company")}),
+        shipping_address=Address.from_stored(order.shipping_address),
         lines=[LineCommand(sku=s, quantity=q, unit_price=price[s] if channel.sets_prices else None) for s, q in lines],
         payment=None,
     ), actor)

@@ -60,7 +60,8 @@ from ordergraph.models.enums import (
 from ordergraph.workflows import notifications
 from ordergraph.workflows.errors import DomainError, ErrorCode
 from ordergraph.workflows.events import order_event, order_routing, record_event
-from ordergraph.workflows.fulfillment import FULFILLMENT, _locked_order, fo_event, sync_order_status
+from ordergraph.workflows.fulfillment import FULFILLMENT, fo_event, sync_order_status
+from ordergraph.workflows.orders import locked_order
 from ordergraph.workflows.order_lifecycle import ORDER, PAYMENT, WORKFLOW, choose
 from ordergraph.workflows.stock import Change, move_many
 
@@ -235,7 +236,7 @@ async def buy_label(package_id: int, actor: str, *, carrier: str | None = None, 
         raise carrier_failure(exc, "service" if exc.code is CarrierErrorCode.SERVICE_UNAVAILABLE else "carrier") from None
     try:
         async with transaction():
-            order = await _locked_order(order.id)
+            order = await locked_order(order.id)
             existing = await Shipment.filter(package_id=package.id).exclude(status=S.VOIDED).first()
             if existing is not None:
                 if existing.tracking_number == label.tracking_number:
@@ -295,7 +296,7 @@ async def void_label(shipment_id: int, actor: str) -> Shipment:
     except CarrierError as exc:
         raise carrier_failure(exc, "id") from None
     async with transaction():
-        order = await _locked_order(shipment.order_id)
+        order = await locked_order(shipment.order_id)
         shipment = await Shipment.select_for_update().get(id=shipment_id)
         if shipment.status is not S.LABEL_CREATED:
             raise DomainError(ErrorCode.INVALID_TRANSITION, f"shipment {shipment.tracking_number} is {shipment.status}", ["id"])
@@ -325,7 +326,7 @@ async def ship(shipment_id: int, actor: str) -> Shipment:
         shipment = await Shipment.get_or_none(id=shipment_id)
         if shipment is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such shipment", ["id"])
-        order = await _locked_order(shipment.order_id)
+        order = await locked_order(shipment.order_id)
         shipment = await Shipment.select_for_update().get(id=shipment_id)
         done = await _ship(shipment, order, actor)
     await _capture_for(done, actor)
