@@ -4,6 +4,7 @@ refusal a typed error with nothing written."""
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -140,4 +141,11 @@ async def test_refusals_are_typed_and_write_nothing(server, gql, db):
     r = (await gql(APPROVE, {"id": mine["id"]}, auth=stranger))["approveReturn"]
     assert (r["__typename"], r["code"]) == ("NotFoundError", "NOT_FOUND")
     assert (await ReturnAuthorization.get(number=mine["number"])).status == "REQUESTED"
+    # a global id of another type never names a return, even with the same database id
+    rma = await ReturnAuthorization.get(number=mine["number"])
+    other_type = base64.b64encode(f"Order:{rma.id}".encode()).decode()
+    found = await gql("query($id: ID!) { return(id: $id) { number } }", {"id": other_type}, auth=staff)
+    assert found["return"] is None
+    found = await gql("query($id: ID!) { return(id: $id) { number } }", {"id": mine["id"]}, auth=staff)
+    assert found["return"] == {"number": mine["number"]}
     assert (await Order.get(id=order.id)).status == "DELIVERED"

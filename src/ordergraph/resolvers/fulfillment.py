@@ -14,7 +14,7 @@ from strawberry.types import Info
 from ordergraph.auth.permissions import can_read_order, can_write_order, order_scope
 from ordergraph.models import FulfillmentOrder, Order, Package, PickList, Shipment, Warehouse
 from ordergraph.resolvers.mutation import run_mutation
-from ordergraph.schema.common import Connection, paginate, require_scope
+from ordergraph.schema.common import Connection, node_pk, paginate, readable_by_order, require_scope
 from ordergraph.schema.enums import FulfillmentStatus, PickListStatus, ServiceLevel, TrackingStatus
 from ordergraph.schema.errors import (
     CarrierFailure,
@@ -110,9 +110,10 @@ def _missing(what: str, field: str) -> DomainError:
 
 
 def _id(gid: relay.GlobalID, type_name: str, field: str) -> int:
-    if gid.type_name != type_name or not gid.node_id.isdigit():
+    pk = node_pk(gid, type_name)
+    if pk is None:
         raise _missing(type_name, field)
-    return int(gid.node_id)
+    return pk
 
 
 async def _staff_only(info: Info) -> None:
@@ -175,16 +176,8 @@ class FulfillmentQuery:
     @strawberry.field(description="One fulfillment order by global id or number; null when missing or not yours.")
     async def fulfillment_order(self, info: Info, id: relay.GlobalID | None = None,
                                 number: str | None = None) -> FulfillmentOrderType | None:
-        if id is not None:
-            if id.type_name != "FulfillmentOrder" or not id.node_id.isdigit():
-                return None
-            fo = await FulfillmentOrder.get_or_none(id=int(id.node_id))
-        elif number is not None:
-            fo = await FulfillmentOrder.get_or_none(number=number)
-        else:
-            return None
-        order = await Order.get_or_none(id=fo.order_id) if fo else None
-        if order is None or not can_read_order(info.context.viewer, order):
+        fo = await readable_by_order(info, FulfillmentOrder, "FulfillmentOrder", id, number)
+        if fo is None:
             return None
         return FulfillmentOrderType.from_model(fo)
 

@@ -20,7 +20,7 @@ from ordergraph.auth.viewer import Viewer, ViewerKind
 from ordergraph.models import Order, ReturnAuthorization
 from ordergraph.resolvers.mutation import run_mutation
 from ordergraph.resolvers.orders import PaymentInput
-from ordergraph.schema.common import Connection, paginate
+from ordergraph.schema.common import Connection, paginate, readable_by_order
 from ordergraph.schema.enums import Disposition, ItemCondition, ReturnReason, ReturnStatus
 from ordergraph.schema.errors import (
     CarrierFailure,
@@ -148,14 +148,8 @@ async def _payload(rma: ReturnAuthorization) -> ReturnPayload:
 class ReturnQuery:
     @strawberry.field(name="return", description="One return by global id or RMA number; null when missing or not yours.")
     async def return_(self, info: Info, id: relay.GlobalID | None = None, number: str | None = None) -> ReturnType | None:
-        if id is not None:
-            rma = await ReturnAuthorization.get_or_none(id=int(id.node_id)) if id.node_id.isdigit() else None
-        elif number is not None:
-            rma = await ReturnAuthorization.get_or_none(number=number)
-        else:
-            return None
-        order = await Order.get_or_none(id=rma.order_id) if rma else None
-        if order is None or not can_read_order(info.context.viewer, order):
+        rma = await readable_by_order(info, ReturnAuthorization, "Return", id, number)
+        if rma is None:
             return None
         return ReturnType.from_model(rma)
 

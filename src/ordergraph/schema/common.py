@@ -96,3 +96,25 @@ def require_scope(info: Info, scope: str) -> None:
     """Queries: a viewer without the scope gets a GraphQL error, not data."""
     if not info.context.viewer.has_scope(scope):
         raise GraphQLError(f"this field needs the {scope} scope", extensions={"code": "FORBIDDEN"})
+
+
+def node_pk(gid, type_name: str) -> int | None:
+    """The database id in a Relay global id of `type_name`; None for another type or a malformed id."""
+    return int(gid.node_id) if gid.type_name == type_name and gid.node_id.isdigit() else None
+
+
+async def readable_by_order(info: Info, model, type_name: str, id, number: str | None):
+    """A row of `model` (fulfillment order, return…) by global id or number, when the viewer may
+    read its order; None otherwise, exactly as when it does not exist."""
+    from ordergraph.auth.permissions import can_read_order  # noqa: PLC0415
+    from ordergraph.models import Order  # noqa: PLC0415
+
+    if id is not None:
+        pk = node_pk(id, type_name)
+        row = await model.get_or_none(id=pk) if pk is not None else None
+    elif number is not None:
+        row = await model.get_or_none(number=number)
+    else:
+        return None
+    order = await Order.get_or_none(id=row.order_id) if row else None
+    return row if order is not None and can_read_order(info.context.viewer, order) else None
