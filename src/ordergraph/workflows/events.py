@@ -271,6 +271,13 @@ def order_routing(order: Any) -> dict[str, Any]:
 
 
 async def order_event(order: Any, type_: str, actor: str, *, new: bool = False, **data: Any) -> Event:
-    return await record_event(
-        "Order", order.id, type_, actor, data, order_id=order.id, new_aggregate=new, routing=order_routing(order)
-    )
+    return await order_part_event("Order", order.id, order, type_, actor, data, new=new)
+
+
+async def order_part_event(aggregate_type: str, aggregate_id: int, order: Any, type_: str, actor: str,
+                           data: dict[str, Any], *, new: bool = False, routing: dict[str, Any] | None = None) -> Event:
+    """An event of the order or of something of it (a fulfillment order, a shipment, a return):
+    on its own stream, on the order's timeline, and routed as the order's events are (plus
+    `routing`)."""
+    return await record_event(aggregate_type, aggregate_id, type_, actor, data, order_id=order.id, new_aggregate=new,
+                              routing={**order_routing(order), **(routing or {})})

@@ -42,7 +42,7 @@ from ordergraph.models.enums import (
 )
 from ordergraph.workflows import allocation
 from ordergraph.workflows.errors import DomainError, ErrorCode, Problems
-from ordergraph.workflows.events import order_event, order_routing, record_event
+from ordergraph.workflows.events import order_event, order_part_event, record_event
 from ordergraph.workflows.lifecycle import StateMachine
 from ordergraph.workflows.order_lifecycle import ORDER, WORKFLOW, choose
 from ordergraph.workflows.orders import locked_order
@@ -93,11 +93,8 @@ def _temp_number(prefix: str) -> str:
 
 async def fo_event(fo: FulfillmentOrder, order: Order, type_: str, actor: str, *, new: bool = False, **data):
     """An event of a fulfillment order: on its own stream and on its order's timeline."""
-    return await record_event(
-        "FulfillmentOrder", fo.id, type_, actor,
-        {"fulfillment_order": fo.number, "warehouse_id": fo.warehouse_id, **data},
-        order_id=order.id, new_aggregate=new, routing=order_routing(order),
-    )
+    return await order_part_event("FulfillmentOrder", fo.id, order, type_, actor,
+                                  {"fulfillment_order": fo.number, "warehouse_id": fo.warehouse_id, **data}, new=new)
 
 
 async def _locked_fo(fo_id: int) -> tuple[FulfillmentOrder, Order]:

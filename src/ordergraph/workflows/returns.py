@@ -43,7 +43,7 @@ from ordergraph.models.enums import (
     TrackingStatus,
 )
 from ordergraph.workflows.errors import DomainError, ErrorCode, Problems
-from ordergraph.workflows.events import order_routing, record_event
+from ordergraph.workflows.events import order_part_event
 from ordergraph.workflows.lifecycle import StateMachine
 from ordergraph.workflows.order_lifecycle import choose
 
@@ -89,10 +89,8 @@ def _now() -> datetime:
 
 
 async def return_event(rma: ReturnAuthorization, order: Order, type_: str, actor: str, *, new: bool = False, **data):
-    routing = order_routing(order)
-    routing["return"] = {"id": rma.id, "number": rma.number, "status": str(rma.status)}
-    return await record_event("Return", rma.id, type_, actor, {"return": rma.number, **data},
-                              order_id=order.id, new_aggregate=new, routing=routing)
+    return await order_part_event("Return", rma.id, order, type_, actor, {"return": rma.number, **data}, new=new,
+                                  routing={"return": {"id": rma.id, "number": rma.number, "status": str(rma.status)}})
 
 
 @dataclass

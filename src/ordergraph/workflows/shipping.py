@@ -59,7 +59,7 @@ from ordergraph.models.enums import (
 )
 from ordergraph.workflows import notifications
 from ordergraph.workflows.errors import DomainError, ErrorCode
-from ordergraph.workflows.events import order_event, order_routing, record_event
+from ordergraph.workflows.events import order_event, order_part_event
 from ordergraph.workflows.fulfillment import FULFILLMENT, fo_event, sync_order_status
 from ordergraph.workflows.orders import locked_order
 from ordergraph.workflows.order_lifecycle import ORDER, PAYMENT, WORKFLOW, choose
@@ -277,11 +277,8 @@ async def _address_refused(order: Order, carrier: str, exc: CarrierError, actor:
 
 
 async def shipment_event(shipment: Shipment, order: Order, type_: str, actor: str, *, new: bool = False, **data):
-    return await record_event(
-        "Shipment", shipment.id, type_, actor,
-        {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier, **data},
-        order_id=order.id, new_aggregate=new, routing=order_routing(order),
-    )
+    return await order_part_event("Shipment", shipment.id, order, type_, actor,
+                                  {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier, **data}, new=new)
 
 
 async def void_label(shipment_id: int, actor: str) -> Shipment:
