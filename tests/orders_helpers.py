@@ -71,3 +71,12 @@ async def world(*, stock_policy=None, capture=None, strategy=None):
     await f.stock(east, b, 5)
     await f.stock(west, c, 2)
     return {"east": east, "west": west, "channel": ch, "a": a, "b": b, "c": c}
+
+
+async def settle_outbox() -> None:
+    """Wait until the running app's outbox has published and marked every event so far: it
+    marks them in the background a moment later, and a test that counts statements counts
+    only its own."""
+    from ordergraph.subscriptions import runtime  # noqa: PLC0415
+
+    await runtime.current().publisher.flush()

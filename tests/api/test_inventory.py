@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from ordergraph.models import InventoryLevel, Reservation, StockMovement
 from tests import factories as f
 from tests.api.test_orders_statements import StatementCounter
+from tests.orders_helpers import settle_outbox
 
 ERR = """
     __typename
@@ -311,6 +312,7 @@ async def test_statement_count_does_not_grow_with_the_page(gql, db):
     for query in queries:
         counts = []
         for n in (1, 6):
+            await settle_outbox()
             logger, counter = logging.getLogger("tortoise.db_client"), StatementCounter()
             old = logger.level
             logger.setLevel(logging.DEBUG)

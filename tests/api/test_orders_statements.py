@@ -8,7 +8,7 @@ from ordergraph.app import create_app
 from ordergraph.response_cache import create_cached_app
 from tests import factories as f
 from tests.conftest import GraphQLClient
-from tests.orders_helpers import PLACE, order_input, world
+from tests.orders_helpers import PLACE, order_input, settle_outbox, world
 from tests.servers import serve
 
 PAGE = """query($n: Int!) { orders(first: $n) { totalCount edges { node {
@@ -30,6 +30,7 @@ class StatementCounter(logging.Handler):
 
 
 async def _statements(gql, key, query, variables):
+    await settle_outbox()
     logger = logging.getLogger("tortoise.db_client")
     counter = StatementCounter()
     old = logger.level

@@ -19,7 +19,7 @@ from ordergraph.models.enums import ChannelKind, StockPolicy, TransactionKind
 from ordergraph.response_cache import ResponseCache, create_cached_app
 from tests import factories as f
 from tests.conftest import GraphQLClient
-from tests.orders_helpers import ALLOCATE, CANCEL, CAPTURE, HOLD, ORDER_BY_NUMBER, PLACE, RELEASE, REFUND, order_input, world
+from tests.orders_helpers import ALLOCATE, CANCEL, CAPTURE, HOLD, ORDER_BY_NUMBER, PLACE, RELEASE, REFUND, order_input, settle_outbox, world
 from tests.servers import serve
 
 BY_NUMBER = ORDER_BY_NUMBER  # every allowed Order field the order tests read, payments and timeline included
@@ -104,6 +104,7 @@ async def test_a_hit_costs_one_statement(cached, gql, db):
     key = await f.staff_key()
     o = await _place(gql, key)
     await cached.raw(BY_NUMBER, {"n": o["number"]}, auth=key)
+    await settle_outbox()
     logger = logging.getLogger("tortoise.db_client")
     seen: list[str] = []
     handler = logging.Handler(logging.DEBUG)
