@@ -63,6 +63,31 @@ async def test_publisher_publishes_after_commit_only(db):
         await publisher.stop()
 
 
+async def test_publisher_publishes_at_once_and_marks_batches_together_soon_after(db):
+    hub = Hub()
+    publisher = Publisher(InMemoryBus(hub))
+    publisher.MARK_DELAY = 0.3
+    publisher.start()
+    set_event_sink(publisher.submit)
+    try:
+        with hub.subscribe([("all",)]) as sub:
+            for i in range(3):  # three transactions, published as three batches
+                await _events(1, aggregate_id=10 + i)
+                await asyncio.wait_for(sub.get(), 2)
+            # every event is out, none is marked yet: the marks wait for the group
+            assert await Event.filter(published_at__isnull=True).count() == 3
+            await asyncio.sleep(0.6)
+            marked = await Event.all().values_list("published_at", flat=True)
+            assert len(marked) == 3 and None not in marked and len(set(marked)) == 1  # one UPDATE
+            await _events(1, aggregate_id=20)
+            await asyncio.wait_for(sub.get(), 2)
+            await publisher.flush()  # flush marks what is waiting without the delay
+            assert await Event.filter(published_at__isnull=True).count() == 0
+    finally:
+        set_event_sink(None)
+        await publisher.stop()
+
+
 async def test_stream_fills_gaps_from_the_log_and_drops_duplicates(db):
     hub = Hub()
     events = await _events(6)
