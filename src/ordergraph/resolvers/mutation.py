@@ -47,7 +47,7 @@ async def run_mutation(
             viewer.principal,
             operation,
             idempotency_key,
-            _plain(args),
+            _plain(args) if idempotency_key else None,  # hashed only to compare replays of a key
             action,
             wait_seconds=ctx.settings.idempotency_wait_seconds,
         )

@@ -19,6 +19,7 @@ from graphql import GraphQLError
 
 from ordergraph.config import Settings, get_settings
 from ordergraph.schema.errors import ERROR_TYPES
+from ordergraph.schema.inputs import use_planned_inputs
 from ordergraph.schema.metrics_ext import OperationMetrics
 from ordergraph.resolvers import MUTATIONS, QUERIES
 from ordergraph.resolvers.subscriptions import SubscriptionRoot
@@ -61,9 +62,11 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     Subscription = merge_types("Subscription", (SubscriptionRoot,))
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, types=ERROR_TYPES, extensions=extensions
     )
+    use_planned_inputs(schema)  # input objects built from a plan made once per type (schema/inputs.py)
+    return schema
 
 
 def schema_sdl() -> str:
