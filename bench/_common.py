@@ -236,7 +236,7 @@ def start_app(url: str, *, name: str = "app", entry: str | None = None, app_dir:
     instead (to measure a candidate change without touching the app)."""
     import httpx  # noqa: PLC0415
 
-    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "20"}
+    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": os.environ.get("BENCH_APP_POOL", "20")}
     if entry:
         srv = start_uvicorn(entry, env, factory=True, app_dir=app_dir, name=name)
         ready = httpx.get(srv.base_url + "/readyz", timeout=10)
@@ -430,8 +430,20 @@ def statement_log():
     """Every statement sent through asyncpg in this process while the block runs."""
     from asyncpg.connection import Connection  # noqa: PLC0415
 
-    log: list[str] = []
+    log = _StatementLog()
     saved = {}
+    saved["_get_statement"] = get_statement = Connection._get_statement
+
+    async def counted(self, query, timeout, **kwargs):
+        # Not in the connection's statement cache: asyncpg first prepares it (Parse/Describe),
+        # one more round trip before the statement runs.
+        key = (query, kwargs.get("record_class") or self._protocol.get_record_class(),
+               kwargs.get("ignore_custom_codec", False))
+        if kwargs.get("use_cache", True) and self._stmt_cache.get(key, promote=False) is None:
+            log.prepared.append(query)
+        return await get_statement(self, query, timeout, **kwargs)
+
+    Connection._get_statement = counted
     for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
         saved[name] = orig = getattr(Connection, name)
 
@@ -450,8 +462,18 @@ def statement_log():
             setattr(Connection, name, orig)
 
 
+class _StatementLog(list):
+    """The statements sent, and in `prepared` those asyncpg had to prepare first (cache misses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[str] = []
+
+
 def classify(statements: list[str]) -> dict:
     out = {"total": len(statements), "pool_resets": 0, "begin_commit": 0, "reads": 0, "writes": 0}
+    if isinstance(statements, _StatementLog):
+        out["prepared"] = len(statements.prepared)  # each one more round trip
     for q in statements:
         head = q.lstrip().split(None, 1)[0].upper().rstrip(";") if q.strip() else ""
         if "pg_advisory_unlock_all" in q:
@@ -465,10 +487,12 @@ def classify(statements: list[str]) -> dict:
     return out
 
 
-async def app_statements(url: str, key: str, body: dict, repeat_body=None) -> tuple[dict, list[str]]:
+async def app_statements(url: str, key: str, body: dict, repeat_body=None, warm: int = 1) -> tuple[dict, list[str]]:
     """Statements the app sends for one POST /graphql (served in this process through httpx's
     ASGI transport on the bench database; one identical request first so one-time type
-    introspection is not counted). `repeat_body(i)` gives the i-th body when requests must differ."""
+    introspection is not counted; `warm` of them). `repeat_body(i)` gives the i-th body when requests
+    must differ. The result counts, as `prepared`, the statements asyncpg had to prepare first
+    because their text was not in the connection's cache (one more round trip each)."""
     import httpx  # noqa: PLC0415
 
     from ordergraph.app import create_app  # noqa: PLC0415
@@ -480,10 +504,11 @@ async def app_statements(url: str, key: str, body: dict, repeat_body=None) -> tu
         app = create_app(settings, manage_db=False)
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
-            first = repeat_body(0) if repeat_body else body
-            (await http.post("/graphql", json=first, headers=headers)).raise_for_status()
+            for i in range(warm):  # every pooled connection has prepared the statements that repeat
+                first = repeat_body(i) if repeat_body else body
+                (await http.post("/graphql", json=first, headers=headers)).raise_for_status()
             with statement_log() as log:
-                resp = await http.post("/graphql", json=repeat_body(1) if repeat_body else body, headers=headers)
+                resp = await http.post("/graphql", json=repeat_body(warm) if repeat_body else body, headers=headers)
             resp.raise_for_status()
             if "errors" in resp.json():
                 raise RuntimeError(f"statement count request failed: {resp.text[:500]}")

@@ -594,8 +594,10 @@ async def main(args) -> dict:
     def place_body(i: int) -> dict:
         return {"query": PLACE, "variables": {"input": order_input(900_000 + i)}}
 
-    app_stmts, _ = await c.app_statements(url, world["key"], {}, repeat_body=place_body)
+    app_stmts, app_log = await c.app_statements(url, world["key"], {}, repeat_body=place_body, warm=40)
     print(f"[app] statements for one placeOrder: {app_stmts}")
+    for q in app_log.prepared:
+        print(f"[app]   prepared first (text not cached): {' '.join(q.split())[:160]}")
 
     bworld = {"channel_id": world["channel_id"], "warehouse_ids": [wh["EAST"], wh["WEST"]],
               "warehouse_codes": {v: k for k, v in wh.items()}, "actor": actor,
