@@ -273,6 +273,20 @@ class Writes:
     def add(self, build: Callable[[Params], str]) -> None:
         self._parts.append(build)
 
+    @property
+    def pending(self) -> int:
+        """How many writes are waiting (neither run nor taken as CTEs)."""
+        return len(self._parts)
+
+    def as_ctes(self, p: Params) -> list[str]:
+        """PostgreSQL: every write as a data-modifying CTE (`_w0 AS (…)`, …) of a statement the
+        caller builds and runs instead of `run()`; none may start with WITH."""
+        parts, self._parts = self._parts, []
+        texts = [build(p) for build in parts]
+        if any(t.lstrip().upper().startswith("WITH") for t in texts):
+            raise ValueError("Writes.as_ctes: a write starts with WITH")
+        return [f"_w{i} AS ({t})" for i, t in enumerate(texts)]
+
     async def run(self) -> None:
         parts, self._parts = self._parts, []
         if not parts:
@@ -301,13 +315,51 @@ def json_dumps(value: Any) -> str:
 
 async def execute(sql: str, values: list[Any] | None = None) -> int:
     """Run a statement on the current (transaction-aware) connection; return rows affected."""
-    rows, _ = await conn().execute_query(sql, values or [])
+    client = conn()
+    if _in_asyncpg_transaction(client):  # counted as Tortoise's execute_query counts
+        if sql.lstrip().upper().startswith(("UPDATE", "DELETE", "INSERT")):
+            status = await _on_transaction(client, "execute", sql, values)
+            try:
+                return int(status.split(" ")[1])
+            except (AttributeError, IndexError, ValueError):
+                return 0
+        return len(await _on_transaction(client, "fetch", sql, values))
+    rows, _ = await client.execute_query(sql, values or [])
     return rows
 
 
 async def fetch(sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
     # execute_query_dict always fetches, so `UPDATE … RETURNING` yields its rows on every dialect.
-    return await conn().execute_query_dict(sql, values or [])
+    client = conn()
+    if _in_asyncpg_transaction(client):
+        return [dict(r) for r in await _on_transaction(client, "fetch", sql, values)]
+    return await client.execute_query_dict(sql, values or [])
+
+
+def _in_asyncpg_transaction(client: Any) -> bool:
+    from tortoise.backends.asyncpg.client import TransactionWrapper  # noqa: PLC0415
+
+    return type(client) is TransactionWrapper and getattr(client, "_connection", None) is not None
+
+
+async def _on_transaction(client: Any, method: str, sql: str, values: list[Any] | None) -> Any:
+    """A statement on the asyncpg connection of the Tortoise transaction `client`, as its
+    `execute_query*` would send it (its lock, its statement log, the same exceptions), without
+    the layers of wrappers around each call: a transaction sends most of placeOrder's
+    statements, and those layers cost about as much CPU as the driver itself."""
+    import asyncpg  # noqa: PLC0415
+    from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError  # noqa: PLC0415
+
+    async with client._lock:  # noqa: SLF001 - one statement at a time on the connection, as Tortoise does
+        client.log.debug("%s: %s", sql, values)
+        try:
+            return await getattr(client._connection, method)(sql, *(values or ()))  # noqa: SLF001
+        except (asyncpg.SyntaxOrAccessError, asyncpg.exceptions.DataError) as exc:
+            raise OperationalError(exc) from exc
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(exc) from exc
+        except asyncpg.InvalidTransactionStateError as exc:
+            raise TransactionManagementError(exc) from exc
 
 
 # Callbacks to run once the outermost transaction of the current task has committed.

@@ -105,22 +105,33 @@ def published():
 
 async def _stale_reads(monkeypatch, changes: dict[str, int]):
     """The unlocked read sees `allocated` of the named warehouses' levels as given: the stock
-    moved between that read and the locks."""
-    from ordergraph.workflows import allocation  # noqa: PLC0415
+    moved between that read and the locks. That read is `allocation.read_levels` in the
+    transaction, or on PostgreSQL the levels placeOrder reads with the channel before it."""
+    from ordergraph.workflows import allocation, order_capture  # noqa: PLC0415
 
-    real = allocation.read_levels
+    real, real_catalog = allocation.read_levels, order_capture._catalog
     calls = []
 
-    async def stale(warehouse_ids, variant_ids):
-        levels = await real(warehouse_ids, variant_ids)
+    async def made_stale(levels):
         for lvl in levels.values():
             await lvl.fetch_related("warehouse")
             if lvl.warehouse.code in changes:
                 lvl.allocated = changes[lvl.warehouse.code]
         calls.append(len(levels))
+
+    async def stale(warehouse_ids, variant_ids):
+        levels = await real(warehouse_ids, variant_ids)
+        await made_stale(levels)
         return levels
 
+    async def stale_catalog(cmd):
+        cat = await real_catalog(cmd)
+        if cat.levels is not None:
+            await made_stale(cat.levels)
+        return cat
+
     monkeypatch.setattr(allocation, "read_levels", stale)
+    monkeypatch.setattr(order_capture, "_catalog", stale_catalog)
     return calls
 
 
@@ -179,3 +190,46 @@ async def test_a_plan_made_before_locking_commits_what_the_locked_plan_would(db)
         (2, 2, order.number), (1, 1, order.number)]
     stock_events = [(e.sequence, e.type) for e in await Event.filter(aggregate_type="InventoryLevel").order_by("id")]
     assert stock_events == [(1, "STOCK_CHANGED"), (2, "LOW_STOCK"), (1, "STOCK_CHANGED")]
+
+
+def _fields(obj) -> dict:
+    return {name: getattr(obj, name) for name in type(obj)._meta.fields_db_projection}
+
+
+async def test_the_catalog_read_before_the_transaction_builds_the_same_models_as_plain_reads(db, backend):
+    """placeOrder's one read on PostgreSQL (rows as records of their table's type) gives the
+    channel, variants, warehouses and levels exactly as the ORM reads them; SQLite reads the
+    channel and variants and leaves the rest to allocation."""
+    from ordergraph.models import Order, ProductVariant, SalesChannel, Warehouse  # noqa: PLC0415
+    from ordergraph.workflows.order_capture import _catalog  # noqa: PLC0415
+
+    east, west, eu = await _network(AllocationStrategy.PRIORITY)
+    inactive = await f.warehouse("OLD", priority=3)
+    await Warehouse.filter(id=inactive.id).update(active=False)
+    a, b = await f.variant("A"), await f.variant("B")
+    await f.stock(west, a, 5)
+    await f.stock(east, b, 4)
+    await f.stock(eu, a, 2)
+    await f.stock(inactive, a, 9)
+    placed = await place_order(
+        PlaceOrderCommand("WEB", "a@example.com", [LineCommand("A", 1)], NYC, payment=PaymentCommand(), external_id="MK-1"),
+        "test",
+    )
+    cmd = PlaceOrderCommand("WEB", "b@example.com", [LineCommand("A", 1), LineCommand("B", 1), LineCommand("NOPE", 1)],
+                            NYC, external_id="MK-1")
+    cat = await _catalog(cmd)
+    channel = await SalesChannel.get(code="WEB")
+    assert _fields(cat.channel) == _fields(channel)
+    assert sorted(map(_fields, cat.variants), key=lambda r: r["sku"]) == [
+        _fields(v) for v in await ProductVariant.filter(sku__in=["A", "B"]).order_by("sku")]
+    if backend != "postgres":
+        assert (cat.warehouses, cat.levels, cat.read_all) == (None, None, False)
+        return
+    assert cat.read_all and cat.existing_number == (await Order.get(id=placed.id)).number
+    # the channel's active warehouses by priority (the country filter comes later)
+    assert [w.code for w in cat.warehouses] == ["AMS", "WEST", "EAST"]
+    assert [_fields(w) for w in cat.warehouses] == [_fields(await Warehouse.get(id=w.id)) for w in cat.warehouses]
+    levels = await InventoryLevel.filter(warehouse_id__in=[east.id, west.id, eu.id]).order_by("id")
+    assert {k: _fields(v) for k, v in cat.levels.items()} == {(lv.warehouse_id, lv.variant_id): _fields(lv) for lv in levels}
+    other = await _catalog(PlaceOrderCommand("NOPE", "b@example.com", [LineCommand("A", 1)], NYC, external_id="MK-1"))
+    assert (other.channel, other.warehouses, other.levels, other.existing_number) == (None, [], {}, None)

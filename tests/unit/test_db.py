@@ -14,7 +14,8 @@ async def test_a_pooled_query_is_one_statement_with_no_reset_on_release(db, monk
         original = getattr(Connection, name)
 
         async def logged(self, query, *args, _original=original, **kwargs):
-            sent.append(query)
+            if not query.startswith("UPDATE events SET published_at"):  # a running app's outbox marking its events
+                sent.append(query)
             return await _original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(Connection, name, logged)
@@ -22,9 +23,11 @@ async def test_a_pooled_query_is_one_statement_with_no_reset_on_release(db, monk
     await fetch("SELECT 1 AS one")
     assert len(sent) == 2, sent
     assert not any("RESET" in q.upper() or "advisory" in q for q in sent)
-    # The session is what a fresh connection has: nothing was ever SET on it.
-    rows = await fetch("SELECT count(*) AS n FROM pg_settings WHERE source = 'session'")
-    assert rows[0]["n"] == 0
+    # The session is what a fresh connection has: nothing was ever SET on it to another value
+    # (asyncpg's type introspection, for placeOrder's rows read as records of their table's type,
+    # turns jit off and back to what it was: the same value, with source 'session').
+    rows = await fetch("SELECT name FROM pg_settings WHERE source = 'session' AND setting IS DISTINCT FROM reset_val")
+    assert rows == []
 
 
 async def test_rows_written_by_create_rows_read_back_as_model_create_writes_them(db):

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ordergraph.db import Params, Writes, dialect, fetch, insert_sql, model_rows, transaction, update_sql
+from ordergraph.db import Params, Raw, Writes, dialect, fetch, insert_sql, model_rows, transaction, update_sql
 from ordergraph.models import (
     Allocation,
     InventoryLevel,
@@ -42,6 +42,8 @@ from ordergraph.workflows.stock import Change, LevelState, move_many
 
 
 ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
+NEW_ORDER_STATES = (OrderStatus.PENDING, OrderStatus.CONFIRMED)  # nothing allocated or fulfilled yet
+FO_CTE = "f"  # the CTE inserting a new order's fulfillment orders (fulfillment._first_fulfillment_orders_pg)
 
 
 @dataclass
@@ -65,7 +67,11 @@ async def candidate_warehouses(channel: SalesChannel, country: str) -> list[Ware
         f" WHERE l.channel_id = {p(channel.id)} AND w.active = {p(True)} ORDER BY w.priority, w.code",
         p.values,
     )
-    warehouses = [Warehouse._init_from_db(**r) for r in rows]
+    return shipping_to([Warehouse._init_from_db(**r) for r in rows], country)
+
+
+def shipping_to(warehouses: list[Warehouse], country: str) -> list[Warehouse]:
+    """Those of `warehouses` that ship to `country` (no list: everywhere)."""
     return [w for w in warehouses if not w.ship_countries or country in w.ship_countries]
 
 
@@ -220,14 +226,20 @@ def _state(lvl: InventoryLevel) -> LevelState:
                       lvl.safety_stock, lvl.reorder_point)
 
 
-async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: Plan, writes: Writes | None = None) -> None:
+async def _record_allocations(
+    order: Order, channel: SalesChannel, needs, plan: Plan, writes: Writes | None = None, *, fo_cte: str | None = None,
+) -> None:
     """The order's side of a plan: its allocation rows and its lines' quantities. `writes`: add
-    them there (the caller runs them) instead of writing them now."""
+    them there (the caller runs them) instead of writing them now. `fo_cte`: the name of a CTE
+    of the same statement inserting the order's fulfillment orders (`id`, `warehouse_id`); each
+    allocation is linked to its warehouse's one as it is written (PostgreSQL)."""
     run = writes is None
     writes = writes or Writes()
     if plan.takes:
         columns, rows = model_rows(Allocation, [
             {"line_id": line.id, "order_id": order.id, "warehouse_id": level.warehouse_id, "quantity": qty}
+            | ({"fulfillment_order_id": Raw(f"(SELECT id FROM {fo_cte} WHERE warehouse_id = {{}})", level.warehouse_id)}
+               if fo_cte else {})
             for line, level, qty in plan.takes
         ])
         writes.add(lambda p: insert_sql("allocations", columns, rows, params=p)[0])
@@ -238,16 +250,28 @@ async def _record_allocations(order: Order, channel: SalesChannel, needs, plan: 
         line.allocated_quantity += allocated[line.id]
         line.backordered_quantity = plan.short.get(line.id, 0)
     if needs:
-        sql = _lines_sql([line for line, _ in needs])
-        writes.add(lambda p: sql)
+        needed = [line for line, _ in needs]
+        writes.add(lambda p: _lines_sql(needed, p))
     if run:
         await writes.run()
     if plan.short:
         ALLOCATION_FAILURES.labels(channel.code, "backordered").inc()
 
 
-def _lines_sql(lines: list[OrderLine]) -> str:
-    """One UPDATE of the lines' allocated and backordered quantities (ints only: inlined)."""
+def _lines_sql(lines: list[OrderLine], p: Params) -> str:
+    """One UPDATE of the lines' allocated and backordered quantities. On PostgreSQL the values
+    are three array parameters, so the statement's text is the same for every order and asyncpg
+    reuses its prepared statement (inlined values made a new text, one more round trip, each
+    time); SQLite has no arrays (ints only, inlined)."""
+    if dialect() == "postgres":
+        ids = p([int(ln.id) for ln in lines])
+        allocated = p([int(ln.allocated_quantity) for ln in lines])
+        backordered = p([int(ln.backordered_quantity) for ln in lines])
+        return (
+            "UPDATE order_lines SET allocated_quantity = v.a, backordered_quantity = v.b"
+            f" FROM unnest({ids}::int[], {allocated}::int[], {backordered}::int[]) AS v(lid, a, b)"
+            " WHERE order_lines.id = v.lid"
+        )
     values = ", ".join(
         f"({int(ln.id)}, {int(ln.allocated_quantity)}, {int(ln.backordered_quantity)})" for ln in lines
     )
@@ -316,6 +340,7 @@ async def run_allocation(
     levels: dict[tuple[int, int], InventoryLevel] | None = None,
     warehouses: list[Warehouse] | None = None,
     plan_before_locking: bool = False,
+    early_levels: dict[tuple[int, int], InventoryLevel] | None = None,
     also_save: tuple[str, ...] = (),
 ) -> Order:
     """Allocate an order in the caller's transaction and move it to its allocation state.
@@ -329,7 +354,8 @@ async def run_allocation(
     status, ORDER_ALLOCATED) is written, then the rows are locked and planned again. A plan
     that differs under the locks (the stock moved in between) raises PlanChanged: the caller
     rolls the transaction back and allocates without it. A plan with a shortage is never
-    acted on before locking.
+    acted on before locking. `early_levels`: the levels the caller already read without locks
+    (before its transaction), for that first plan.
     """
     channel = channel or await SalesChannel.get(id=order.channel_id)
     if lines is None:
@@ -348,15 +374,19 @@ async def run_allocation(
     if warehouses is None:
         warehouses = await candidate_warehouses(channel, order.shipping_address.get("country", ""))
     keys = ([w.id for w in warehouses], list({ln.variant_id for ln, _ in needs}))
-    early = _plan(channel, order, warehouses, needs, await read_levels(*keys))
+    early = _plan(channel, order, warehouses, needs,
+                  early_levels if early_levels is not None else await read_levels(*keys))
     if early.short or (skip_if_nothing and not early.takes):
         return await run_allocation(
             order, actor, reject_short=reject_short, skip_if_nothing=skip_if_nothing, ctx=ctx, channel=channel,
             lines=lines, variants=variants, warehouses=warehouses, also_save=also_save,
         )
-    writes = Writes()  # allocations, lines and the order's status: one statement on PostgreSQL
-    await _record_allocations(order, channel, needs, early, writes)
-    await _allocated(order, target, lines, early, actor, also_save, writes)
+    # Allocations, lines and the order's status: one statement on PostgreSQL; for a new order
+    # with its fulfillment orders too (they are made from the same plan: fulfillment.py).
+    writes = Writes()
+    with_fos = dialect() == "postgres" and order.status in NEW_ORDER_STATES and bool(early.takes)
+    await _record_allocations(order, channel, needs, early, writes, fo_cte=FO_CTE if with_fos else None)
+    await _allocated(order, target, lines, early, actor, also_save, writes, writes_with_fos=with_fos)
     locked = await lock_levels(*keys)
     plan = _plan(channel, order, warehouses, needs, locked)
     if not _same(plan, early):
@@ -367,16 +397,18 @@ async def run_allocation(
 
 async def _allocated(
     order: Order, target: str, lines: list[OrderLine], plan: Plan, actor: str, also_save: tuple[str, ...] = (),
-    writes: Writes | None = None,
+    writes: Writes | None = None, *, writes_with_fos: bool = False,
 ) -> None:
     """The order's new status and ORDER_ALLOCATED. `writes`: the order's UPDATE goes there last
-    and they are run together (one statement on PostgreSQL)."""
+    and they are run together (one statement on PostgreSQL); `writes_with_fos`: in the
+    statement that makes the order's first fulfillment orders."""
     before = order.status
     order.status = choose(target, status_of(lines))
     writes = writes or Writes()
     fields = [*also_save, "status", "updated_at"]
     writes.add(lambda p: update_sql(order, fields, p))
-    await writes.run()
+    if not writes_with_fos:
+        await writes.run()
     skus = {ln.id: ln.sku for ln in lines}
     codes = {w.id: w.code for w in plan.warehouses}
     await order_event(
@@ -387,7 +419,9 @@ async def _allocated(
     )
     from ordergraph.workflows.fulfillment import on_allocated  # noqa: PLC0415 - it imports this module
 
-    await on_allocated(order, before, lines, plan, actor)
+    await on_allocated(order, before, lines, plan, actor, writes if writes_with_fos else None)
+    if writes.pending:  # not taken by the fulfillment orders' statement after all
+        raise RuntimeError("the allocation's writes were not written")
 
 
 async def order_context(order: Order) -> OrderContext:

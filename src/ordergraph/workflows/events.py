@@ -11,7 +11,17 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from ordergraph.db import Params, Raw, after_commit, current_scope, fetch, flush_before_savepoints, insert_rows
+from ordergraph.db import (
+    Params,
+    Raw,
+    after_commit,
+    current_scope,
+    fetch,
+    flush_before_savepoints,
+    insert_rows,
+    insert_sql,
+    model_rows,
+)
 from ordergraph.models import Event
 
 # Where committed events go (the outbox publisher, installed by the app); None: nowhere yet,
@@ -130,16 +140,12 @@ class _Batch:
         unknown, self.unknown = self.unknown, {}
         several = [k for k, n in unknown.items() if n > 1]
         last = await _last_sequences(several) if several else {}
-        rows = []
         for i, (event, routing, offset) in enumerate(pending):
             key = (event.aggregate_type, event.aggregate_id)
             if key in last:
                 event.sequence = last[key] + offset
                 pending[i] = (event, routing, 0)
-            sequence = Raw(_NEXT, *key, 1) if event.sequence is None else event.sequence
-            rows.append({"aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id, "sequence": sequence,
-                         "order_id": event.order_id, "type": event.type, "data": event.data, "actor": event.actor,
-                         "created_at": event.created_at})
+        rows = [_row(event) for event, _, _ in pending]
         written = await insert_rows(
             Event, rows, returning="id, aggregate_type, aggregate_id, sequence" + (f", {returning}" if returning else ""),
             before=before,
@@ -156,6 +162,46 @@ class _Batch:
                 cache[key] = max(cache.get(key, 0), event.sequence)
             _publish_after_commit(event, routing)
         return written
+
+
+    def take_as_cte(self, p: Params, cache: dict[tuple[str, int], int] | None) -> tuple[str, Callable[[list[int]], None]] | None:
+        """PostgreSQL: every held event, if all their sequences are known, as the CTE `_ev` (an
+        INSERT returning `id`) of a statement the caller runs, and the function to call with
+        `ARRAY(SELECT id FROM _ev ORDER BY id)` from its result (one INSERT numbers its rows in
+        the order they are listed). None (nothing taken) when some sequence must still be read."""
+        if not self.events or self.unknown:
+            return None
+        pending, self.events = self.events, []
+        columns, values = model_rows(Event, [_row(event) for event, _, _ in pending])
+        sql = f"_ev AS ({insert_sql('events', columns, values, 'id', params=p)[0]})"
+
+        def written(ids: list[int]) -> None:
+            for (event, routing, _), id_ in zip(pending, ids, strict=True):
+                event.id = id_
+                if cache is not None:
+                    key = (event.aggregate_type, event.aggregate_id)
+                    cache[key] = max(cache.get(key, 0), event.sequence)
+                _publish_after_commit(event, routing)
+
+        return sql, written
+
+
+def _row(event: Event) -> dict[str, Any]:
+    """The INSERT row of a held event (its sequence read in the INSERT when not known yet)."""
+    key = (event.aggregate_type, event.aggregate_id)
+    return {"aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id,
+            "sequence": Raw(_NEXT, *key, 1) if event.sequence is None else event.sequence,
+            "order_id": event.order_id, "type": event.type, "data": event.data, "actor": event.actor,
+            "created_at": event.created_at}
+
+
+def deferred_as_cte(p: Params) -> tuple[str, Callable[[list[int]], None]] | None:
+    """The events `deferred()` holds in the current transaction as a CTE of the caller's
+    statement (see `_Batch.take_as_cte`); None when there are none or they cannot go."""
+    held = _deferred.get()
+    if held is None or held.scope is not current_scope():
+        return None
+    return held.take_as_cte(p, _tx_cache())
 
 
 async def _last_sequences(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

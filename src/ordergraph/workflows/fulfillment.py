@@ -177,12 +177,16 @@ async def create_fulfillment_orders(order: Order, actor: str) -> list[Fulfillmen
     return touched
 
 
-async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> list[FulfillmentOrder]:
+async def first_fulfillment_orders(order: Order, takes, lines, actor: str, writes=None) -> list[FulfillmentOrder]:
     """The fulfillment orders of an order's first allocation, in one statement on PostgreSQL (three
     on SQLite) whatever its
     size: one INSERT of the fulfillment orders, one of their lines, one UPDATE linking the
     allocations (the order has no fulfillment order yet, so nothing is merged). `takes`: the
-    allocation plan's (line, level, quantity); `lines`: the order's lines."""
+    allocation plan's (line, level, quantity); `lines`: the order's lines.
+
+    `writes` (PostgreSQL): the allocation's own writes (`db.Writes`), not run yet, whose
+    allocation rows take their fulfillment order from the `allocation.FO_CTE` CTE: they go in
+    the same statement, which then has no link to make."""
     from ordergraph.db import Params, create_rows, dialect, execute, insert_rows  # noqa: PLC0415
 
     per_wh: dict[int, dict[int, int]] = {}
@@ -193,7 +197,7 @@ async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> li
     promised = promised_ship_by(order.placed_at, order.service_level)
     by_line = {ln.id: ln for ln in lines}
     if dialect() == "postgres":
-        fos = await _first_fulfillment_orders_pg(order, per_wh, by_line, promised)
+        fos = await _first_fulfillment_orders_pg(order, per_wh, by_line, promised, writes)
     else:
         fos = await create_rows(FulfillmentOrder, [
             {"number": f"{order.number}-F{i}", "order_id": order.id, "warehouse_id": wh_id, "status": F.OPEN,
@@ -215,12 +219,22 @@ async def first_fulfillment_orders(order: Order, takes, lines, actor: str) -> li
     return fos
 
 
-async def _first_fulfillment_orders_pg(order: Order, per_wh: dict[int, dict[int, int]], by_line, promised) -> list:
+async def _first_fulfillment_orders_pg(order: Order, per_wh: dict[int, dict[int, int]], by_line, promised,
+                                       writes=None) -> list:
     """PostgreSQL: the fulfillment orders, their lines and the allocations' link in one
-    statement (data-modifying CTEs: the lines join the new orders' ids by warehouse)."""
+    statement (data-modifying CTEs: the lines join the new orders' ids by warehouse). With
+    `writes`, those writes too, and they link the allocations themselves."""
     from ordergraph.db import Params, fetch  # noqa: PLC0415
 
+    from ordergraph.workflows.events import deferred_as_cte  # noqa: PLC0415
+
     p = Params()
+    more = writes.as_ctes(p) if writes is not None else []
+    # A new order: the events its placement holds back so far go here too, not under the
+    # inventory row locks that the statement after this one takes.
+    events = deferred_as_cte(p) if writes is not None else None
+    if events is not None:
+        more.append(events[0])
     now = datetime.now(UTC)
     numbers = {wh_id: f"{order.number}-F{i}" for i, wh_id in enumerate(per_wh, start=1)}
     fo_values = ", ".join(
@@ -238,24 +252,30 @@ async def _first_fulfillment_orders_pg(order: Order, per_wh: dict[int, dict[int,
         "l AS (INSERT INTO fulfillment_lines (fulfillment_order_id, order_line_id, variant_id, sku, quantity, "
         "picked_quantity, packed_quantity, shipped_quantity, short_quantity) SELECT f.id, v.lid, v.vid, v.sku, v.q, "
         f"0, 0, 0, 0 FROM (VALUES {line_values}) AS v(wid, lid, vid, sku, q) JOIN f ON f.warehouse_id = v.wid), "
-        "a AS (UPDATE allocations SET fulfillment_order_id = f.id FROM f WHERE allocations.order_id = "
-        f"{p(order.id)}::int AND allocations.warehouse_id = f.warehouse_id AND allocations.fulfillment_order_id IS NULL) "
-        "SELECT id, warehouse_id FROM f", p.values)
+        + (", ".join(more) if more else
+           "a AS (UPDATE allocations SET fulfillment_order_id = f.id FROM f WHERE allocations.order_id = "
+           f"{p(order.id)}::int AND allocations.warehouse_id = f.warehouse_id AND allocations.fulfillment_order_id IS NULL)")
+        + " SELECT id, warehouse_id" + (", ARRAY(SELECT id FROM _ev ORDER BY id) AS _ev_ids" if events else "")
+        + " FROM f", p.values)
     ids = {r["warehouse_id"]: r["id"] for r in rows}
+    if events is not None:
+        events[1](rows[0]["_ev_ids"])
     return [FulfillmentOrder(id=ids[wh_id], number=numbers[wh_id], order_id=order.id, warehouse_id=wh_id,
                              status=F.OPEN, service_level=order.service_level, promised_ship_by=promised)
             for wh_id in per_wh]
 
 
-async def on_allocated(order: Order, before: str, lines, plan, actor: str) -> None:
+async def on_allocated(order: Order, before: str, lines, plan, actor: str, writes=None) -> None:
     """After an allocation run (inside its transaction): its units go to fulfillment orders; a
-    line left short raises OUT_OF_STOCK; an order no longer short resolves its OUT_OF_STOCK."""
+    line left short raises OUT_OF_STOCK; an order no longer short resolves its OUT_OF_STOCK.
+    `writes`: the run's writes, made with the first fulfillment orders (see
+    `first_fulfillment_orders`)."""
     from ordergraph.models.enums import ExceptionKind  # noqa: PLC0415
     from ordergraph.workflows.exceptions import raise_exception, resolve_cause  # noqa: PLC0415
 
     if plan.takes:
         if before in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
-            await first_fulfillment_orders(order, plan.takes, lines, actor)
+            await first_fulfillment_orders(order, plan.takes, lines, actor, writes)
         else:
             await create_fulfillment_orders(order, actor)
     skus = {ln.id: ln.sku for ln in lines}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from ordergraph.db import Params, fetch
-from ordergraph.models import Order, ProductVariant, SalesChannel
+from ordergraph.db import Params, dialect, fetch
+from ordergraph.models import InventoryLevel, Order, ProductVariant, SalesChannel, Warehouse
 from ordergraph.workflows.commands import Address, PlaceOrderCommand
 from ordergraph.workflows.errors import DomainError, ErrorCode, Problems
 from ordergraph.workflows.validation import ADDRESS_REQUIRED, COUNTRIES, valid_email
@@ -23,6 +23,11 @@ class ValidOrder:
     prices: list[Decimal]
     currency: str
     subtotal: Decimal
+    # PostgreSQL reads these with the channel and variants (see `_catalog`): the channel's active
+    # warehouses (by priority, before any country filter) and their levels of the variants, read
+    # without locks; None elsewhere (allocation reads them itself).
+    warehouses: list[Warehouse] | None = None
+    levels: dict[tuple[int, int], InventoryLevel] | None = None
 
 
 def _check_address(address: Address | None, problems: Problems, name: str, required: bool) -> None:
@@ -51,7 +56,8 @@ def _camel(key: str) -> str:
 async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[int] | None = None) -> ValidOrder:
     """`allowed_channel_ids`: when given, any other channel answers exactly like an unknown one."""
     problems = Problems()
-    channel = await _one(SalesChannel, "code", cmd.channel_code)
+    cat = await _catalog(cmd)
+    channel = cat.channel
     if channel is not None and allowed_channel_ids is not None and channel.id not in allowed_channel_ids:
         channel = None
     if channel is None:
@@ -70,7 +76,7 @@ async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[
         problems.add(ErrorCode.REQUIRED, "an order needs at least one line", "lines")
     if len(cmd.lines) > MAX_LINES:
         problems.add(ErrorCode.INVALID_VALUE, f"at most {MAX_LINES} lines", "lines")
-    variants = {v.sku: v for v in await _by_skus([ln.sku for ln in cmd.lines])}
+    variants = {v.sku: v for v in cat.variants}
     seen: dict[tuple, int] = {}
     prices: list[Decimal] = []
     for i, ln in enumerate(cmd.lines):
@@ -90,17 +96,67 @@ async def validate_order(cmd: PlaceOrderCommand, allowed_channel_ids: frozenset[
         else:
             seen[key] = i
     if channel and cmd.external_id:
-        existing = await Order.get_or_none(channel_id=channel.id, external_id=cmd.external_id)
+        existing = cat.existing_number if cat.read_all else await _existing_number(channel.id, cmd.external_id)
         if existing:
             problems.add(
                 ErrorCode.DUPLICATE_EXTERNAL_ID,
-                f"external id {cmd.external_id} was already captured as {existing.number}",
+                f"external id {cmd.external_id} was already captured as {existing}",
                 "externalId",
-                existing_order_number=existing.number,
+                existing_order_number=existing,
             )
     problems.raise_if_any()
     subtotal = sum((p * ln.quantity for p, ln in zip(prices, cmd.lines, strict=True)), Decimal("0"))
-    return ValidOrder(channel, variants, prices, channel.currency, subtotal.quantize(CENT))
+    return ValidOrder(channel, variants, prices, channel.currency, subtotal.quantize(CENT), cat.warehouses, cat.levels)
+
+
+@dataclass
+class _Catalog:
+    channel: SalesChannel | None
+    variants: list[ProductVariant]
+    warehouses: list[Warehouse] | None = None
+    levels: dict[tuple[int, int], InventoryLevel] | None = None
+    existing_number: str | None = None  # the order already captured with the command's external id
+    read_all: bool = False  # warehouses, levels and existing_number were read too
+
+
+# PostgreSQL: everything placing an order reads before its transaction, in one statement. Each
+# row comes back as a record of its table's type, so the models are built from the same values
+# a plain SELECT gives. The text is the same for every order (arrays as parameters): asyncpg
+# prepares it once per connection.
+_CATALOG_SQL = """
+WITH ch AS (SELECT c.id FROM sales_channels c WHERE c.code = $1),
+wh AS (SELECT w.id FROM warehouses w JOIN channel_warehouses l ON l.warehouse_id = w.id
+       WHERE l.channel_id = (SELECT id FROM ch) AND w.active)
+SELECT
+  (SELECT c FROM sales_channels c WHERE c.code = $1) AS channel,
+  ARRAY(SELECT v FROM product_variants v WHERE v.sku = ANY($2::text[])) AS variants,
+  ARRAY(SELECT w FROM warehouses w WHERE w.id IN (SELECT id FROM wh) ORDER BY w.priority, w.code) AS warehouses,
+  ARRAY(SELECT il FROM inventory_levels il WHERE il.warehouse_id IN (SELECT id FROM wh)
+        AND il.variant_id IN (SELECT v.id FROM product_variants v WHERE v.sku = ANY($2::text[]))
+        ORDER BY il.id) AS levels,
+  (SELECT o.number FROM orders o WHERE o.channel_id = (SELECT id FROM ch) AND o.external_id = $3) AS existing
+"""
+
+
+async def _catalog(cmd: PlaceOrderCommand) -> _Catalog:
+    skus = list(dict.fromkeys(ln.sku for ln in cmd.lines))
+    if dialect() != "postgres":
+        return _Catalog(await _one(SalesChannel, "code", cmd.channel_code), await _by_skus(skus))
+    [row] = await fetch(_CATALOG_SQL, [cmd.channel_code, skus, cmd.external_id])
+    levels = [InventoryLevel._init_from_db(**dict(r)) for r in row["levels"]]
+    return _Catalog(
+        channel=SalesChannel._init_from_db(**dict(row["channel"])) if row["channel"] is not None else None,
+        variants=[ProductVariant._init_from_db(**dict(r)) for r in row["variants"]],
+        warehouses=[Warehouse._init_from_db(**dict(r)) for r in row["warehouses"]],
+        levels={(lvl.warehouse_id, lvl.variant_id): lvl for lvl in levels},
+        existing_number=row["existing"],
+        read_all=True,
+    )
+
+
+async def _existing_number(channel_id: int, external_id: str) -> str | None:
+    existing = await Order.get_or_none(channel_id=channel_id, external_id=external_id)
+    return existing.number if existing else None
 
 
 async def _one(model, column: str, value) -> object | None:

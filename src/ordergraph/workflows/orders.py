@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
+from types import SimpleNamespace
 from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 
-from ordergraph.db import create_rows, save_fields, transaction
+from ordergraph.db import Params, Raw, create_rows, dialect, fetch, insert_sql, model_rows, save_fields, transaction
 from ordergraph.integrations.payments import GatewayUnavailable
 from ordergraph.models import Order, OrderHold, OrderLine, Payment
 from ordergraph.models.enums import HoldReason, OrderStatus, PaymentStatus
@@ -50,7 +51,11 @@ async def place_order(cmd: PlaceOrderCommand, actor: str, allowed_channel_ids: f
             raise DomainError(ErrorCode.GATEWAY_UNAVAILABLE, "the payment gateway is unavailable; retry later", ["payment"]) from exc
     # Routing facts are read before the transaction: it then holds its connection (and, from
     # the moment it locks them, the inventory rows) for fewer statements.
-    warehouses = await allocation.candidate_warehouses(valid.channel, _address(cmd.shipping_address).get("country", ""))
+    country = _address(cmd.shipping_address).get("country", "")
+    if valid.warehouses is not None:  # read with the channel (PostgreSQL)
+        warehouses = allocation.shipping_to(valid.warehouses, country)
+    else:
+        warehouses = await allocation.candidate_warehouses(valid.channel, country)
     try:
         try:
             order = await _write_order(cmd, valid, auth, actor, warehouses, plan_before_locking=True)
@@ -76,7 +81,7 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
         # The events of the whole placement go in one INSERT at its end (still in the transaction).
         async with transaction(), deferred():
             now = datetime.now(UTC)
-            [order] = await create_rows(Order, [{
+            order_row = {
                 "number": f"TMP-{uuid.uuid4().hex[:24]}",
                 "channel_id": channel.id,
                 "external_id": cmd.external_id,
@@ -92,22 +97,31 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
                 "total": valid.subtotal,
                 "placed_at": now,
                 "updated_at": now,
-            }])
-            # The number (and CONFIRMED, below) reach the row with its next update, in this
-            # transaction: no one else sees the row before it commits.
-            order.number = f"SO-{order.id:06d}"
-            lines = await create_rows(OrderLine, [
-                {"order_id": order.id, "position": i, "variant_id": valid.variants[ln.sku].id, "sku": ln.sku,
+            }
+            line_rows = [
+                {"position": i, "variant_id": valid.variants[ln.sku].id, "sku": ln.sku,
                  "name": valid.variants[ln.sku].name, "external_line_id": ln.external_line_id,
                  "quantity": ln.quantity, "unit_price": price}
                 for i, (ln, price) in enumerate(zip(cmd.lines, valid.prices, strict=True))
-            ])
+            ]
+            if dialect() == "postgres":  # the order, its lines and its payment in one statement
+                order, lines, payment = await _insert_order_pg(order_row, line_rows, cmd, auth)
+            else:
+                [order] = await create_rows(Order, [order_row])
+                lines = await create_rows(OrderLine, [{**row, "order_id": order.id} for row in line_rows])
+                payment = None
+            # The number (and CONFIRMED, below) reach the row with its next update, in this
+            # transaction: no one else sees the row before it commits.
+            order.number = f"SO-{order.id:06d}"
             await order_event(
                 order, "ORDER_PLACED", actor, new=True, status=order.status, channel=channel.code, total=order.total,
                 currency=order.currency, lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
             )
             if auth is not None:
-                await payments.record_authorization(order, cmd.payment.gateway, cmd.payment.method, auth, actor)
+                if payment is None:
+                    await payments.record_authorization(order, cmd.payment.gateway, cmd.payment.method, auth, actor)
+                else:
+                    await payments.authorization_event(order, payment, auth, actor)
                 if not auth.approved:
                     await save_fields(order, ["number"])
                     await _hold(order, HoldReason.PAYMENT, f"payment declined: {auth.decline_code}", actor)
@@ -125,6 +139,43 @@ async def _write_order(cmd: PlaceOrderCommand, valid, auth, actor: str, warehous
             if existing:
                 raise ValidationFailed([duplicate_external_id(cmd, existing.number)]) from None
         raise
+
+
+async def _insert_order_pg(order_row: dict, line_rows: list[dict], cmd: PlaceOrderCommand, auth):
+    """PostgreSQL: the order, its lines and (with `auth`) its payment and the payment's
+    transaction in one statement (data-modifying CTEs; the others take the order's id from its
+    CTE). Returns the instances as written, with their ids; the payment is None without `auth`."""
+    p = Params()
+    o_cols, o_vals = model_rows(Order, [order_row])
+    l_cols, l_vals = model_rows(OrderLine, [{**row, "order_id": Raw("(SELECT id FROM _o)")} for row in line_rows])
+    ctes = [
+        f"_o AS ({insert_sql('orders', o_cols, o_vals, 'id', params=p)[0]})",
+        f"_l AS ({insert_sql('order_lines', l_cols, l_vals, 'id, position', params=p)[0]})",
+    ]
+    made_payment = None
+    if auth is not None:
+        probe = SimpleNamespace(id=None, currency=order_row["currency"], total=order_row["total"])  # what they read
+        payment_row, transaction_row = payments.authorization_rows(probe, cmd.payment.gateway, cmd.payment.method, auth)
+        more, made_payment = payments.authorization_ctes({**payment_row, "order_id": Raw("(SELECT id FROM _o)")},
+                                                         transaction_row, p)
+        ctes += more
+    [row] = await fetch(
+        f"WITH {', '.join(ctes)} SELECT (SELECT id FROM _o) AS order_id,"
+        " ARRAY(SELECT id FROM _l ORDER BY position) AS line_ids"
+        + (", (SELECT id FROM _p) AS payment_id" if auth is not None else ""),
+        p.values,
+    )
+    order_id = row["order_id"]
+    order = Order._init_from_db(id=order_id, **dict(zip(o_cols, o_vals[0], strict=True)))
+    lines = []
+    for line_id, values in zip(row["line_ids"], l_vals, strict=True):
+        written = {c: v for c, v in zip(l_cols, values, strict=True) if not isinstance(v, Raw)}
+        lines.append(OrderLine._init_from_db(id=line_id, order_id=order_id, **written))
+    payment = None
+    if made_payment is not None:
+        payment = made_payment(row["payment_id"])
+        payment.order_id = order_id
+    return order, lines, payment
 
 
 async def _release_reservation(token: str, actor: str) -> None:
@@ -147,6 +198,7 @@ async def _allocate_new(
         await allocation.run_allocation(
             order, actor, reject_short=True, ctx=ctx, channel=channel, lines=lines, variants=variants,
             warehouses=warehouses, plan_before_locking=plan_before_locking, also_save=("number",),
+            early_levels=valid.levels if plan_before_locking else None,
         )
         return
     variant_ids = list({ln.variant_id for ln in lines})

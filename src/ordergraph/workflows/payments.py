@@ -7,10 +7,11 @@ transaction each, with an event on the order.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ordergraph.db import Params, Raw, create_rows, dialect, fetch, insert_rows, model_rows, transaction
+from ordergraph.db import Params, Raw, create_rows, dialect, fetch, insert_rows, insert_sql, model_rows, transaction
 from ordergraph.integrations.payments import (
     AuthorizationResult,
     GatewayUnavailable,
@@ -56,6 +57,23 @@ async def record_authorization(
 ) -> Payment:
     """Inside the placement transaction: the payment row, its transaction and event. `amount`:
     what was authorized when it is not the order's total (an exchange's price difference)."""
+    payment_row, transaction_row = authorization_rows(order, gateway, method, result, amount)
+    if dialect() == "postgres":
+        p = Params()
+        ctes, made = authorization_ctes(payment_row, transaction_row, p)
+        [row] = await fetch(f"WITH {', '.join(ctes)} SELECT id FROM _p", p.values)
+        payment = made(row["id"])
+    else:
+        [payment] = await create_rows(Payment, [payment_row])
+        await insert_rows(PaymentTransaction, [{**transaction_row, "payment_id": payment.id}])
+    await authorization_event(order, payment, result, actor)
+    return payment
+
+
+def authorization_rows(
+    order: Order, gateway: str, method: str, result: AuthorizationResult, amount: Decimal | None = None,
+) -> tuple[dict, dict]:
+    """The payment row and its AUTHORIZE transaction row (without its payment_id) for `result`."""
     status = PaymentStatus.AUTHORIZED if result.approved else PaymentStatus.FAILED
     amount = order.total if amount is None else amount
     payment_row = {
@@ -79,33 +97,32 @@ async def record_authorization(
         "error_code": None if result.approved else result.decline_code,
         "error_message": None if result.approved else result.message,
     }
-    if dialect() == "postgres":
-        payment = await _payment_with_transaction(payment_row, transaction_row)
-    else:
-        [payment] = await create_rows(Payment, [payment_row])
-        await insert_rows(PaymentTransaction, [{**transaction_row, "payment_id": payment.id}])
+    return payment_row, transaction_row
+
+
+def authorization_ctes(payment_row: dict, transaction_row: dict, p: Params) -> tuple[list[str], Callable[[int], Payment]]:
+    """PostgreSQL: the payment (`_p`, RETURNING id) and its transaction as data-modifying CTEs
+    of a larger statement, and a function making the Payment, as written, from the id it got.
+    `payment_row["order_id"]` may be a `Raw` (an order inserted by the same statement) if the
+    caller sets `order_id` on what that function returns."""
+    pay_columns, pay_values = model_rows(Payment, [payment_row])
+    tx_columns, tx_values = model_rows(PaymentTransaction, [{**transaction_row, "payment_id": Raw("(SELECT id FROM _p)")}])
+    ctes = [
+        f"_p AS ({insert_sql('payments', pay_columns, pay_values, 'id', params=p)[0]})",
+        f"_pt AS ({insert_sql('payment_transactions', tx_columns, tx_values, params=p)[0]})",
+    ]
+    written = {c: v for c, v in zip(pay_columns, pay_values[0], strict=True) if not isinstance(v, Raw)}
+    return ctes, lambda payment_id: Payment._init_from_db(id=payment_id, **written)
+
+
+async def authorization_event(order: Order, payment: Payment, result: AuthorizationResult, actor: str) -> None:
     if result.approved:
-        await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=amount, currency=order.currency)
+        await order_event(order, "PAYMENT_AUTHORIZED", actor, payment_id=payment.id, amount=payment.amount,
+                          currency=order.currency)
     else:
         await order_event(
             order, "PAYMENT_DECLINED", actor, payment_id=payment.id, decline_code=result.decline_code, message=result.message
         )
-    return payment
-
-
-async def _payment_with_transaction(payment_row: dict, transaction_row: dict) -> Payment:
-    """PostgreSQL: the payment and its transaction in one statement (a data-modifying CTE)."""
-    pay_columns, [pay_values] = model_rows(Payment, [payment_row])
-    tx_columns, [tx_values] = model_rows(PaymentTransaction, [{**transaction_row, "payment_id": Raw("_p.id")}])
-    p = Params()
-    sql = (
-        f"WITH _p AS (INSERT INTO payments ({', '.join(pay_columns)}) VALUES ({', '.join(p(v) for v in pay_values)})"
-        f" RETURNING id) INSERT INTO payment_transactions ({', '.join(tx_columns)})"
-        f" SELECT {', '.join(v.render(p) if isinstance(v, Raw) else p(v) for v in tx_values)} FROM _p"
-        " RETURNING payment_id"
-    )
-    [row] = await fetch(sql, p.values)
-    return Payment._init_from_db(id=row["payment_id"], **dict(zip(pay_columns, pay_values, strict=True)))
 
 
 async def _gateway_call(payment: Payment, kind: TransactionKind, amount: Decimal, call):

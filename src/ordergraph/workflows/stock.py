@@ -120,7 +120,8 @@ async def move_many(
     after: list[LevelState | None] = [None] * len(changes)
     applied: list[Change] = []
     for round_ in _rounds(changes):
-        rows = await fetch(_update_sql([changes[i] for i in round_]))
+        p = Params()
+        rows = await fetch(_update_sql([changes[i] for i in round_], p), p.values)
         by_id = {r["id"]: LevelState(**r) for r in rows}
         applied.extend(changes[i] for i in round_ if changes[i].level_id in by_id)
         refused = [changes[i].level_id for i in round_ if changes[i].level_id not in by_id]
@@ -169,7 +170,7 @@ async def _move_locked(changes: Sequence[Change], actor: str, locked: Mapping[in
     def before(p: Params) -> str:
         values = ", ".join("(" + ", ".join(p(v) for v in row) + ")" for row in ledger)
         return (
-            f"WITH _stock AS ({_update_sql(list(totals.values()), returning='id')}),"
+            f"WITH _stock AS ({_update_sql(list(totals.values()), p, returning='id')}),"
             f" _ledger AS (INSERT INTO stock_movements ({', '.join(columns)}) VALUES {values})"
         )
 
@@ -212,15 +213,25 @@ def _values(rows: list[tuple[int, ...]]) -> str:
     return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
 
 
-def _update_sql(changes: list[Change], returning: str = _COLUMNS) -> str:
-    """One conditional UPDATE of distinct levels; a level is changed only if its own change fits."""
+def _update_sql(changes: list[Change], p: Params, returning: str = _COLUMNS) -> str:
+    """One conditional UPDATE of distinct levels; a level is changed only if its own change fits.
+
+    On PostgreSQL the changes are five array parameters (`p`), so the text is the same whatever
+    the levels and quantities and asyncpg prepares it once per connection (with the values
+    inlined, each order's allocation was a new text: one more round trip, under the row locks).
+    SQLite has no arrays: the values (ints) are inlined."""
     rows = [
         (c.level_id, c.d_on_hand, c.d_allocated, c.d_reserved,
          1 if c.respect_safety_stock and (c.d_allocated > 0 or c.d_reserved > 0) else 0)
         for c in changes
     ]
+    if dialect() == "postgres":
+        arrays = ", ".join(f"{p([int(row[i]) for row in rows])}::int[]" for i in range(5))
+        source = f"SELECT * FROM unnest({arrays})"
+    else:
+        source = f"VALUES {_values(rows)}"
     return (
-        f"WITH v(lid, dh, da, dr, strict) AS (VALUES {_values(rows)}) "
+        f"WITH v(lid, dh, da, dr, strict) AS ({source}) "
         "UPDATE inventory_levels SET on_hand = on_hand + v.dh, allocated = allocated + v.da, "
         "reserved = reserved + v.dr, updated_at = CURRENT_TIMESTAMP "
         "FROM v WHERE inventory_levels.id = v.lid "
