@@ -127,11 +127,14 @@ SQL = {
         " AND on_hand - allocated - $2 - reserved - safety_stock >= 0"
         " RETURNING warehouse_id, variant_id, on_hand, allocated, reserved, safety_stock, reorder_point"
     ),
-    # The level's next sequence is read in the INSERT itself: the row lock is held.
+    # The level's next sequence is read in the INSERT itself: the row lock is held. ORDER BY …
+    # DESC LIMIT 1 reads one index entry (max() read the level's whole history when the
+    # planner's statistics were older than it), as the app does since it changed the same way.
     "stock_event": (
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at,"
-        " published_at) SELECT 'InventoryLevel', $1, coalesce(max(sequence), 0) + 1, NULL, 'STOCK_CHANGED',"
-        " $2::jsonb, $3, $4, NULL FROM events WHERE aggregate_type = 'InventoryLevel' AND aggregate_id = $1"
+        " published_at) VALUES ('InventoryLevel', $1, coalesce((SELECT sequence FROM events"
+        " WHERE aggregate_type = 'InventoryLevel' AND aggregate_id = $1 ORDER BY sequence DESC LIMIT 1), 0) + 1,"
+        " NULL, 'STOCK_CHANGED', $2::jsonb, $3, $4, NULL)"
     ),
     "movement": (
         "INSERT INTO stock_movements (kind, quantity, on_hand_after, allocated_after, reserved_after, reason,"
@@ -352,8 +355,8 @@ BATCHED = {
         " SELECT 'ALLOCATION', q, oh, al, rs, 'order allocation', $3, $4, $5, $6, vid, wid"
         " FROM unnest($7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[]) AS m(q, oh, al, rs, vid, wid))"
         " INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at, published_at)"
-        " SELECT e.at, e.aid, CASE WHEN e.seq > 0 THEN e.seq ELSE coalesce((SELECT max(x.sequence) FROM events x"
-        " WHERE x.aggregate_type = e.at AND x.aggregate_id = e.aid), 0) + 1 END, e.oid, e.ty, e.data::jsonb, $5, $6, NULL"
+        " SELECT e.at, e.aid, CASE WHEN e.seq > 0 THEN e.seq ELSE coalesce((SELECT x.sequence FROM events x"
+        " WHERE x.aggregate_type = e.at AND x.aggregate_id = e.aid ORDER BY x.sequence DESC LIMIT 1), 0) + 1 END, e.oid, e.ty, e.data::jsonb, $5, $6, NULL"
         " FROM unnest($13::text[], $14::int[], $15::int[], $16::int[], $17::text[], $18::text[]) WITH ORDINALITY"
         " AS e(at, aid, seq, oid, ty, data, ord) ORDER BY e.ord RETURNING (SELECT count(*) FROM upd) AS changed"
     ),

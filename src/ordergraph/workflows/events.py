@@ -87,9 +87,34 @@ class NewEvent:
     routing: dict[str, Any] | None = None
 
 
+def new_event(e: NewEvent, sequence: int | None, now: datetime) -> Event:
+    """The Event `e` becomes (its id set once written)."""
+    return Event._init_from_db(
+        id=None, aggregate_type=e.aggregate_type, aggregate_id=e.aggregate_id, sequence=sequence,
+        order_id=e.order_id, type=e.type, data=jsonable(e.data or {}), actor=e.actor, created_at=now,
+        published_at=None,
+    )
+
+
+def written_by_caller(events: Sequence[tuple[Event, dict[str, Any]]]) -> None:
+    """Events a caller's own statement has just inserted (ids and sequences set), with their
+    routing: remembered as this transaction's last sequences and published after commit, as
+    the events `record_events` writes are."""
+    cache = _tx_cache()
+    for event, routing in events:
+        if cache is not None:
+            key = (event.aggregate_type, event.aggregate_id)
+            cache[key] = max(cache.get(key, 0), event.sequence)
+        _publish_after_commit(event, routing)
+
+
+# The aggregate's last sequence: one entry of the (aggregate_type, aggregate_id, sequence) index,
+# however long its history. (max(sequence) read every event of the aggregate whenever the
+# planner's statistics were older than its history: thousands for a busy inventory level.)
+_LAST = "(SELECT sequence FROM events WHERE aggregate_type = {} AND aggregate_id = {} ORDER BY sequence DESC LIMIT 1)"
 # The aggregate's next sequence, read in the INSERT itself: the caller holds the aggregate's row
-# lock (see `record_event`), and the INSERT's own unique index lookup finds the last one.
-_NEXT = "(SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = {} AND aggregate_id = {}) + {}"
+# lock (see `record_event`).
+_NEXT = f"coalesce({_LAST}, 0) + {{}}"
 
 
 class _Batch:
@@ -115,11 +140,7 @@ class _Batch:
         else:
             offset = self.unknown[key] = 1
             sequence = None
-        event = Event._init_from_db(
-            id=None, aggregate_type=e.aggregate_type, aggregate_id=e.aggregate_id, sequence=sequence,
-            order_id=e.order_id, type=e.type, data=jsonable(e.data or {}), actor=e.actor, created_at=now,
-            published_at=None,
-        )
+        event = new_event(e, sequence, now)
         self.events.append((event, e.routing or {}, offset))
         return event
 
@@ -206,14 +227,10 @@ def deferred_as_cte(p: Params) -> tuple[str, Callable[[list[int]], None]] | None
 
 async def _last_sequences(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
     p = Params()
-    where = " OR ".join(f"(aggregate_type = {p(t)} AND aggregate_id = {p(i)})" for t, i in keys)
-    rows = await fetch(
-        f"SELECT aggregate_type, aggregate_id, max(sequence) AS m FROM events WHERE {where}"
-        " GROUP BY aggregate_type, aggregate_id",
-        p.values,
-    )
-    found = {(r["aggregate_type"], r["aggregate_id"]): r["m"] for r in rows}
-    return {k: found.get(k) or 0 for k in keys}
+    sql = " UNION ALL ".join(f"SELECT {i} AS k, {_LAST.format(p(t), p(a))} AS m" for i, (t, a) in enumerate(keys))
+    rows = await fetch(sql, p.values)
+    found = {r["k"]: r["m"] for r in rows}
+    return {key: found.get(i) or 0 for i, key in enumerate(keys)}
 
 
 # The batch held back by `deferred()` in the current transaction, if any.
@@ -268,7 +285,7 @@ async def record_event(
     """Append an event to an aggregate's stream.
 
     Call it after the statement that changed the aggregate's row in the same transaction:
-    that statement holds the row lock which makes `max(sequence) + 1` safe; the unique
+    that statement holds the row lock which makes the next sequence safe; the unique
     (aggregate_type, aggregate_id, sequence) constraint is the last line. One statement: the
     sequence is read inside the INSERT unless this transaction already knows it.
     """
