@@ -17,7 +17,7 @@ class _Log(logging.Handler):
         self.sql.append(str(record.args[0] if record.args else record.msg))
 
 
-async def test_place_order_takes_eighteen_statements_five_on_postgres_and_writes_its_events_in_one_or_two(gql, db, backend):
+async def test_place_order_takes_eighteen_statements_four_on_postgres_and_writes_its_events_in_one_or_two(gql, db, backend):
     await world()
     key = await f.staff_key()
     first = await gql(PLACE, {"input": order_input([("SKU-A", 1)])}, auth=key)  # the key is remembered after
@@ -42,10 +42,11 @@ async def test_place_order_takes_eighteen_statements_five_on_postgres_and_writes
     # PostgreSQL (data-modifying CTEs): one read before the transaction (channel, variants,
     # warehouses, their levels); in it one statement for the order, its lines, the payment and
     # its transaction, one for the fulfillment orders, their lines, the allocations (linked to
-    # them as they are written) and the lines' and the order's updates; locked: the levels,
-    # then one statement for the rest.
+    # them as they are written) and the lines' and the order's updates; then one that locks the
+    # levels taken from, changes them if the plan still fits, and writes the ledger and the
+    # remaining events: the locks are held from it to the COMMIT only.
     if backend == "postgres":
-        expected = ["WITH CH AS", "WITH _O AS", "WITH F AS", "SELECT * FROM", "WITH _STOCK AS"]
+        expected = ["WITH CH AS", "WITH _O AS", "WITH F AS", "WITH _LK AS"]
     else:
         expected = [
             "SELECT * FROM", "SELECT * FROM", "SELECT W.* FROM",
@@ -58,7 +59,7 @@ async def test_place_order_takes_eighteen_statements_five_on_postgres_and_writes
     # SQLite: every event in one INSERT at the end. PostgreSQL: the order's events recorded before
     # the fulfillment orders' statement go in it, the rest (fulfillment orders', stock) in the last.
     with_events = [k for k, s in zip(kinds, log.sql, strict=True) if "INSERT INTO events" in s]
-    assert with_events == (["WITH F AS", "WITH _STOCK AS"] if backend == "postgres" else ["INSERT INTO EVENTS"])
+    assert with_events == (["WITH F AS", "WITH _LK AS"] if backend == "postgres" else ["INSERT INTO EVENTS"])
     events = [len(expected) - 1]
     # After it only reads for the answer's fields, and the publisher marking the events published.
     writes = [k for k in kinds[events[0] + 1:] if not k.startswith("SELECT")]
@@ -87,4 +88,4 @@ async def test_on_postgres_orders_of_the_same_shape_send_the_same_statement_text
             logger.setLevel(level)
         assert r["placeOrder"]["order"]["status"] == "ALLOCATED"
         texts.append([s for s in log.sql if "INSERT INTO events" in s or "FOR UPDATE" in s or s.lstrip().startswith("WITH")])
-    assert len(texts[0]) >= 5 and texts[0] == texts[1], [a for a, b in zip(*texts) if a != b]
+    assert len(texts[0]) >= 4 and texts[0] == texts[1], [a for a, b in zip(*texts) if a != b]

@@ -38,7 +38,7 @@ from ordergraph.observability import ALLOCATION_FAILURES
 from ordergraph.workflows.errors import DomainError, ErrorCode
 from ordergraph.workflows.events import order_event
 from ordergraph.workflows.order_lifecycle import ORDER, OrderContext, choose
-from ordergraph.workflows.stock import Change, LevelState, move_many
+from ordergraph.workflows.stock import Change, LevelState, fits_in_one_statement, move_fitting, move_many
 
 
 ALLOCATED_STATES = (OrderStatus.ALLOCATED, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.BACKORDERED)
@@ -204,21 +204,22 @@ async def _check_short(order_channel: SalesChannel, needs, plan: Plan, levels, w
         raise insufficient_stock(refused, plan, levels, warehouses)
 
 
+def _changes(order: Order, plan: Plan) -> list[Change]:
+    return [
+        Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
+               reason="order allocation")
+        for _, level, qty in plan.takes
+    ]
+
+
 async def _move_stock(order: Order, plan: Plan, actor: str, locked: dict | None = None) -> None:
     """Under the row locks: every take in one stock UPDATE, one ledger INSERT, the events.
 
     `locked`: the levels as just read under their locks (see `stock.move_many`): on PostgreSQL
     the three writes (and the events held back) then go in one statement.
     """
-    await move_many(
-        [
-            Change(level.id, MovementKind.ALLOCATION, d_allocated=qty, reference=order.number, order_id=order.id,
-                   reason="order allocation")
-            for _, level, qty in plan.takes
-        ],
-        actor=actor,
-        locked=None if locked is None else {lvl.id: _state(lvl) for lvl in locked.values()},
-    )
+    await move_many(_changes(order, plan), actor=actor,
+                    locked=None if locked is None else {lvl.id: _state(lvl) for lvl in locked.values()})
 
 
 def _state(lvl: InventoryLevel) -> LevelState:
@@ -353,8 +354,10 @@ async def run_allocation(
     is made from the levels read without locks, the order's side of it (allocations, lines,
     status, ORDER_ALLOCATED) is written, then the rows are locked and planned again. A plan
     that differs under the locks (the stock moved in between) raises PlanChanged: the caller
-    rolls the transaction back and allocates without it. A plan with a shortage is never
-    acted on before locking. `early_levels`: the levels the caller already read without locks
+    rolls the transaction back and allocates without it. On PostgreSQL, when each level is
+    taken from once, the rows taken from are locked, checked and changed in one statement
+    (`stock.move_fitting`) instead: the plan stands if every take still fits, else
+    PlanChanged. A plan with a shortage is never acted on before locking. `early_levels`: the levels the caller already read without locks
     (before its transaction), for that first plan.
     """
     channel = channel or await SalesChannel.get(id=order.channel_id)
@@ -387,6 +390,13 @@ async def run_allocation(
     with_fos = dialect() == "postgres" and order.status in NEW_ORDER_STATES and bool(early.takes)
     await _record_allocations(order, channel, needs, early, writes, fo_cte=FO_CTE if with_fos else None)
     await _allocated(order, target, lines, early, actor, also_save, writes, writes_with_fos=with_fos)
+    changes = _changes(order, early)
+    if fits_in_one_statement(changes):
+        # PostgreSQL: lock the levels taken from, check the plan still fits and move the stock
+        # in one statement; the locks are then held until the COMMIT only.
+        if await move_fitting(changes, actor=actor) is None:
+            raise PlanChanged
+        return order
     locked = await lock_levels(*keys)
     plan = _plan(channel, order, warehouses, needs, locked)
     if not _same(plan, early):

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ordergraph.db import Params, dialect, execute, fetch, insert_rows, model_rows, placeholders
-from ordergraph.models import InventoryLevel, StockMovement
+from ordergraph.models import Event, InventoryLevel, StockMovement
 from ordergraph.models.enums import MovementKind
-from ordergraph.workflows.events import NewEvent, record_events, record_events_with
+from ordergraph.workflows.events import (
+    NewEvent,
+    deferred_as_cte,
+    new_event,
+    record_events,
+    record_events_with,
+    written_by_caller,
+)
 
 
 class StockConflict(Exception):
@@ -181,6 +189,92 @@ async def _move_locked(changes: Sequence[Change], actor: str, locked: Mapping[in
     return states
 
 
+def fits_in_one_statement(changes: Sequence[Change]) -> bool:
+    """Whether `move_fitting` can apply `changes`: PostgreSQL, each level once, no
+    `available_before` of the caller's."""
+    return (dialect() == "postgres" and bool(changes) and len({c.level_id for c in changes}) == len(changes)
+            and all(c.available_before is None for c in changes))
+
+
+async def move_fitting(changes: Sequence[Change], *, actor: str) -> list[LevelState] | None:
+    """`move_many` for changes planned from levels read without locks, in one statement that
+    locks the levels (in id order, as `lock_levels` does), applies the changes if each still fits
+    (the same conditional UPDATE), and writes the ledger, the changes' events and the events the
+    transaction holds back (`events.deferred`). The row locks are then held until the COMMIT that
+    follows, with no round trip to the app in between: under contention that stretch is what
+    limits how many orders a second can take the same stock.
+
+    The events' sequences are read inside the statement, once its locks are held, by the
+    VOLATILE function og_last_sequence (migration 0006): it sees what the transaction that held
+    a lock before committed. Their data is built by the statement as `_events` builds it (and
+    checked against it here). Requires `fits_in_one_statement(changes)`.
+
+    Returns each change's level after it, or None when some change no longer fits: what did
+    fit has then been written, and the caller's transaction must roll back."""
+    if not fits_in_one_statement(changes):
+        raise ValueError("move_fitting: PostgreSQL only, each level at most once")
+    now = datetime.now(UTC)
+    p = Params()
+    ids = p(sorted(c.level_id for c in changes))
+    update = _update_sql(list(changes), p, gate="(SELECT count(*) FROM _lk) > 0")
+    arrays = {
+        "lid": ("int", [c.level_id for c in changes]), "pos": ("int", list(range(len(changes)))),
+        "kind": ("text", [str(MovementKind(c.kind).value) for c in changes]),
+        "qty": ("int", [_quantity(c) for c in changes]), "ref": ("text", [c.reference for c in changes]),
+        "oid": ("int", [c.order_id for c in changes]), "reason": ("text", [c.reason for c in changes]),
+        "dh": ("int", [c.d_on_hand for c in changes]), "da": ("int", [c.d_allocated for c in changes]),
+        "dr": ("int", [c.d_reserved for c in changes]),
+    }
+    unnest = ", ".join(f"{p(values)}::{t}[]" for t, values in arrays.values())
+    actor_p, now_p = p(actor), p(now)
+    deferred = deferred_as_cte(p)
+    level = ("jsonb_build_object('warehouse_id', warehouse_id, 'variant_id', variant_id, 'on_hand', on_hand,"
+             " 'allocated', allocated, 'reserved', reserved, 'safety_stock', safety_stock, 'available', available,"
+             " 'reorder_point', reorder_point)")
+    sql = (
+        f"WITH _lk AS (SELECT id FROM inventory_levels WHERE id = ANY({ids}::int[]) ORDER BY id FOR UPDATE),"
+        f" _stock AS ({update}),"
+        f" _c({', '.join(arrays)}) AS (SELECT * FROM unnest({unnest})),"
+        " _a AS (SELECT s.*, _c.*, s.on_hand - s.allocated - s.reserved - s.safety_stock AS available,"
+        " s.on_hand - s.allocated - s.reserved - s.safety_stock + _c.da + _c.dr - _c.dh AS available_before,"
+        " og_last_sequence('InventoryLevel', s.id) AS last FROM _stock s JOIN _c ON _c.lid = s.id),"
+        " _ledger AS (INSERT INTO stock_movements (warehouse_id, variant_id, kind, quantity, on_hand_after,"
+        " allocated_after, reserved_after, reason, reference, order_id, actor, created_at)"
+        f" SELECT warehouse_id, variant_id, kind, qty, on_hand, allocated, reserved, reason, ref, oid, {actor_p},"
+        f" {now_p} FROM _a ORDER BY pos),"
+        f" _lv AS (SELECT _a.*, {level} AS level FROM _a),"
+        " _sev AS (INSERT INTO events (aggregate_type, aggregate_id, sequence, order_id, type, data, actor, created_at)"
+        f" SELECT 'InventoryLevel', id, last + n, NULL, type, data, {actor_p}, {now_p} FROM ("
+        " SELECT id, pos, last, 1 AS n, 'STOCK_CHANGED' AS type,"
+        " level || jsonb_build_object('kind', kind, 'quantity', qty, 'reference', ref) AS data FROM _lv"
+        " UNION ALL SELECT id, pos, last, 2, 'LOW_STOCK', level FROM _lv"
+        " WHERE reorder_point > 0 AND available_before > reorder_point AND reorder_point >= available"
+        " ) e ORDER BY pos, n RETURNING id)"
+        + (f", {deferred[0]}" if deferred else "")
+        + f" SELECT {_COLUMNS}, last, (SELECT count(*) FROM _stock) AS _changed,"
+        " ARRAY(SELECT id FROM _sev ORDER BY id) AS _event_ids"
+        + (", ARRAY(SELECT id FROM _ev ORDER BY id) AS _deferred_ids" if deferred else "")
+        + " FROM _a ORDER BY pos"
+    )
+    rows = await fetch(sql, p.values)
+    if len(rows) != len(changes) or rows[0]["_changed"] != len(changes):
+        return None
+    states = [LevelState(**{k: r[k] for k in _COLUMNS.split(", ")}) for r in rows]
+    written: list[tuple[Event, dict]] = []
+    for c, after, row in zip(changes, states, rows, strict=True):
+        for n, e in enumerate(_events(c, after, actor), start=1):
+            written.append((new_event(e, row["last"] + n, now), e.routing or {}))
+    event_ids = rows[0]["_event_ids"]
+    if len(event_ids) != len(written):  # the statement's LOW_STOCK rule and `_events` disagree
+        raise RuntimeError(f"move_fitting wrote {len(event_ids)} events where {len(written)} were expected")
+    for (event, _), id_ in zip(written, event_ids, strict=True):
+        event.id = id_
+    if deferred:
+        deferred[1](rows[0]["_deferred_ids"])
+    written_by_caller(written)
+    return states
+
+
 def _ledger_rows(changes: Sequence[Change], states: Sequence[LevelState], actor: str) -> list[dict]:
     return [
         {"warehouse_id": a.warehouse_id, "variant_id": a.variant_id, "kind": c.kind, "quantity": _quantity(c),
@@ -213,13 +307,14 @@ def _values(rows: list[tuple[int, ...]]) -> str:
     return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
 
 
-def _update_sql(changes: list[Change], p: Params, returning: str = _COLUMNS) -> str:
+def _update_sql(changes: list[Change], p: Params, returning: str = _COLUMNS, gate: str = "") -> str:
     """One conditional UPDATE of distinct levels; a level is changed only if its own change fits.
 
     On PostgreSQL the changes are five array parameters (`p`), so the text is the same whatever
     the levels and quantities and asyncpg prepares it once per connection (with the values
     inlined, each order's allocation was a new text: one more round trip, under the row locks).
-    SQLite has no arrays: the values (ints) are inlined."""
+    SQLite has no arrays: the values (ints) are inlined. `gate`: a condition without columns of
+    the table (evaluated once, before any row is changed)."""
     rows = [
         (c.level_id, c.d_on_hand, c.d_allocated, c.d_reserved,
          1 if c.respect_safety_stock and (c.d_allocated > 0 or c.d_reserved > 0) else 0)
@@ -238,7 +333,7 @@ def _update_sql(changes: list[Change], p: Params, returning: str = _COLUMNS) -> 
         "AND on_hand + v.dh >= 0 AND allocated + v.da >= 0 AND reserved + v.dr >= 0 "
         "AND allocated + v.da + reserved + v.dr <= on_hand + v.dh "
         "AND (v.strict = 0 OR on_hand + v.dh - allocated - v.da - reserved - v.dr - safety_stock >= 0) "
-        f"RETURNING {returning}"
+        f"{'AND ' + gate + ' ' if gate else ''}RETURNING {returning}"
     )
 
 
@@ -269,7 +364,7 @@ def _events(c: Change, after: LevelState, actor: str) -> list[NewEvent]:
         "available": after.available,
         "reorder_point": after.reorder_point,
     }
-    routing = {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
+    routing = _routing(after)
     events = [NewEvent(
         "InventoryLevel", after.id, "STOCK_CHANGED", actor,
         {**level, "kind": c.kind, "quantity": _quantity(c), "reference": c.reference}, routing=routing,
@@ -282,6 +377,10 @@ def _events(c: Change, after: LevelState, actor: str) -> list[NewEvent]:
     if after.reorder_point > 0 and before_available > after.reorder_point >= after.available:
         events.append(NewEvent("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing))
     return events
+
+
+def _routing(after: LevelState) -> dict:
+    return {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
 
 
 async def get_level(level_id: int) -> LevelState | None:
