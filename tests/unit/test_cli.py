@@ -70,7 +70,8 @@ def test_migrate_is_idempotent(cli):
     assert "applied ordergraph.0003_fulfillment" in first.stdout
     assert "applied ordergraph.0004_returns" in first.stdout
     assert "applied ordergraph.0005_exceptions" in first.stdout
-    assert "5 migration(s) applied" in first.stdout
+    assert "applied ordergraph.0006_last_sequence_function" in first.stdout
+    assert "6 migration(s) applied" in first.stdout
     second = cli("migrate")
     assert "up to date: no migrations to apply" in second.stdout
     assert "applied ordergraph." not in second.stdout
