@@ -59,7 +59,6 @@ _operation: contextvars.ContextVar[weakref.ref[Operation] | None] = contextvars.
 _executor: contextvars.ContextVar[weakref.ref[StrawberryGraphQLCoreExecutionContext] | None] = (
     contextvars.ContextVar("ordergraph_subscription_executor", default=None)
 )
-_EMPTY = contextvars.Context()  # tails' tasks run in it: they must not carry an operation's context
 
 
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -436,7 +435,8 @@ class LiveTail:
     def wake(self) -> None:
         """The hub queued a message for the stream (sub.notify)."""
         if self.task is None and self.op is not None:
-            self.task = asyncio.get_running_loop().create_task(self._run(), context=_EMPTY)
+            # in a fresh context: not the operation's (nor the hub's caller's) variables
+            self.task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
             self.task.add_done_callback(_task_done)
 
     async def _run(self) -> None:
