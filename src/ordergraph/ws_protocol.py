@@ -13,6 +13,9 @@ subscription):
 - the inbox of received messages is a small list with one future made only while the app
   waits on it, not an `asyncio.Queue` (three deques, about 2.3 KiB, idle or not); the
   "writable" flag likewise makes a future only while a send waits for the transport;
+- when the connection is lost, websockets' parser (a generator referring back to its
+  protocol: a reference cycle) is closed, so the connection is freed by reference counting,
+  not at the next full garbage collection;
 - nothing else changes: frames, keepalive pings, flow control, close handshake and the ASGI
   messages are uvicorn's own code.
 """
@@ -121,3 +124,9 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
         self.response = None
         self.request = None
+        # websockets' ServerProtocol runs its parser as a generator that refers back to it (and
+        # holds the handshake request and the last frame): a cycle that only a full collection
+        # would free. Nothing is parsed after the connection is lost: close it.
+        parser, self.conn.parser = self.conn.parser, None
+        if parser is not None:
+            parser.close()

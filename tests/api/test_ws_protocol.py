@@ -43,15 +43,17 @@ async def test_a_dropped_connection_is_freed_by_reference_counting(server, db):
         before = {id(p) for p in _protocols()}
         clients = [await WSClient.connect(server, key) for _ in range(3)]
         await asyncio.sleep(0.05)
-        refs = [weakref.ref(p) for p in _protocols() if id(p) not in before and not p.disconnected]
-        assert len(refs) == 3
+        mine = [p for p in _protocols() if id(p) not in before and not p.disconnected]
+        refs = [weakref.ref(x) for p in mine for x in (p, p.conn)]  # with websockets' own protocol object
+        del mine
+        assert len(refs) == 6
         for ws in clients:
             ws.ws.transport.abort()  # no close frame: the TCP connection just goes
         for _ in range(40):
             if all(r() is None for r in refs):
                 break
             await asyncio.sleep(0.05)
-        assert [r() for r in refs] == [None, None, None]
+        assert [r() for r in refs] == [None] * 6
     finally:
         gc.enable()
 
