@@ -28,7 +28,7 @@ from ordergraph.rest import routes as rest_routes
 from ordergraph.schema.root import build_schema
 from ordergraph.subscriptions import runtime as streaming
 from ordergraph.subscriptions import transport_ws
-from ordergraph.subscriptions.transport_ws import SubscriptionExecutor
+from ordergraph.subscriptions.live import SubscriptionExecutor
 
 
 class GraphQLApp(GraphQL):

@@ -141,6 +141,13 @@ async def test_a_parked_subscription_has_no_task_takes_gaps_and_new_aggregates_a
                               routing={"order": {"id": order_pk, "channel_id": 0, "email": "x@example.com"}}))
     new = (await ws.next_data())["orderEvents"]
     assert (new["aggregateType"], new["sequence"], new["type"]) == ("Shipment", 1, "TEST_EVENT")
+    # One that starts past its aggregate's first event: the tail reads the log for what came
+    # before it (the database, from the tail's own task), finds nothing, sends it.
+    hub.dispatch(EventMessage(id=10_001, aggregate_type="Shipment", aggregate_id=98, sequence=2, type="TEST_EVENT",
+                              data={}, actor="test", created_at="2026-12-06T00:00:00+00:00", order_id=order_pk,
+                              routing={"order": {"id": order_pk, "channel_id": 0, "email": "x@example.com"}}))
+    new = (await ws.next_data())["orderEvents"]
+    assert (new["aggregateType"], new["sequence"]) == ("Shipment", 2)
     assert hub.shared == shared  # not through the lane
     await asyncio.sleep(0.05)
     assert parked()[0].tail.task is None  # back to sleep

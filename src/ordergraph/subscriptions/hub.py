@@ -38,7 +38,7 @@ class Subscription:
         self.overflowed = False
         self.lane: Lane | None = None
         # Called when a message is queued and nothing waits for it: a parked stream's tail
-        # (transport_ws.LiveTail), which has no task waiting on the queue.
+        # (live.LiveTail), which has no task waiting on the queue.
         self.notify: Callable[[], None] | None = None
         self._waiter: asyncio.Future | None = None
 

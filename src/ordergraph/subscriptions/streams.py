@@ -137,7 +137,7 @@ async def event_stream(
 ) -> AsyncIterator[EventMessage]:
     """Events for `topics`: those after the cursor `after` from the log first, then live.
     `lane(position, accept)`, if given, makes the fast path to the subscriber's socket; if
-    the lane can be parked (`lane.park`, see transport_ws.py), the stream hands its live tail
+    the lane can be parked (`lane.park`, see live.py and transport_ws.py), the stream hands its live tail
     to it the first time it waits with nothing queued, and its generator ends there (its task
     is cancelled): the tail goes on without a task of its own."""
     hub = hub or runtime.current().hub

@@ -13,11 +13,11 @@ What differs is what an idle connection holds (issue 3: memory per idle subscrip
   its stack (no Starlette WebSocket, no strawberry handler, no middleware frames: app.py
   routes the WebSocket straight here), and no reference to the last message;
 - a live subscription with a `Lane` (lanes.py) holds no task once it is parked: its stream
-  hands its live state (streams.LiveState) to a `LiveTail` and the operation's task ends.
-  Events that continue the stream are written by the hub through the lane, rendered once per
-  group of subscribers with the same document, variables and viewer by a shared `Renderer`;
-  anything else (a gap, an overflow, the first event of an aggregate) wakes the tail, which
-  runs the stream's own logic in a short task and goes back to sleep;
+  hands its live state (streams.LiveState) to a `LiveTail` (live.py) and the operation's
+  task ends. Events that continue the stream are written by the hub through the lane,
+  rendered once per group of subscribers with the same document, variables and viewer by a
+  shared `Renderer`; anything else (a gap, an overflow, the first event of an aggregate)
+  wakes the tail, which runs the stream's own logic in a short task and goes back to sleep;
 - everything that points back at the connection is dropped when it ends, so it is freed by
   reference counting, not by a later full garbage collection.
 """
@@ -26,73 +26,38 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import weakref
 from collections.abc import Callable
 from contextlib import suppress
-from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
-from graphql.language import OperationType
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 from strawberry.utils.aio import aclosing
 
 from ordergraph.observability import log
-from ordergraph.subscriptions.lanes import Lane, Position
+from ordergraph.subscriptions.live import (
+    LiveTail,
+    Renderer,
+    SubscriptionExecutor,
+    _deref,
+    _executor,
+    _operation,
+    _release,
+    _shared_executors,
+    _task_done,
+    live_lane,
+)
 from ordergraph.subscriptions.messages import EventMessage
 
 if TYPE_CHECKING:
     from ordergraph.subscriptions.streams import LiveState
 
-# Set in the operation's task: which operation (and executor) a subscription resolver runs for.
-# Weak references: every task started from the operation's task copies its context, and a
-# strong one there would keep the whole connection alive as long as any such task is kept.
-_operation: contextvars.ContextVar[weakref.ref[Operation] | None] = contextvars.ContextVar(
-    "ordergraph_ws_operation", default=None
-)
-_executor: contextvars.ContextVar[weakref.ref[StrawberryGraphQLCoreExecutionContext] | None] = (
-    contextvars.ContextVar("ordergraph_subscription_executor", default=None)
-)
-
-
-class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's executor; a subscription's executor makes itself known to its resolver,
-    which renders shared payloads with it (`build_per_event_executor`, as graphql-core does)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.operation.operation is OperationType.SUBSCRIPTION:
-            _executor.set(weakref.ref(self))
-
-    def build_per_event_executor(self, payload: Any) -> StrawberryGraphQLCoreExecutionContext:
-        executor = super().build_per_event_executor(payload)
-        # graphql-core 3.3 memoizes collected subfields in a dict that its per-event copies
-        # share, keyed by the identity of lists each execution makes anew: it would grow by an
-        # entry (about 1.3 KiB for an orderEvents selection) per event for the life of the
-        # subscription. Within one event the memo still serves lists of values.
-        executor._relevant_sub_fields = {}  # noqa: SLF001
-        return executor
-
-
-_shared_executors: set[int] = set()  # ids of the executors that Renderers hold (not released)
-
-
-def _release(executor: Any) -> None:
-    # graphql-core's executor holds bound methods of itself (async_helpers): a cycle that
-    # would keep it, the context and so the whole connection in memory until a full
-    # collection. Called once nothing runs on it any more.
-    if executor is not None:
-        executor.async_helpers = None
-
-
-def _deref(ref: weakref.ref | None) -> Any:
-    return ref() if ref is not None else None
+__all__ = ["Connection", "LiveTail", "Operation", "SubscriptionExecutor", "live_lane", "serve"]
 
 
 # -- the connection ---------------------------------------------------------------------------
@@ -149,7 +114,7 @@ async def serve(view: Any, scope: dict, receive: Callable, send: Callable) -> No
 
 class Connection:
     __slots__ = ("view", "_send", "context", "ops", "acked", "init_received", "timed_out", "closed", "_timer",
-                 "__weakref__")
+                 "base_context", "__weakref__")
 
     def __init__(self, view: Any, send: Callable, context: Any) -> None:
         self.view = view
@@ -161,6 +126,10 @@ class Connection:
         self.timed_out = False
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
+        # The context variables of the connection as it starts (the ORM's context, the request
+        # id): a parked operation's tail runs its tasks in a copy of it, not in the context of
+        # the operation's own task (strawberry's and our per-operation variables).
+        self.base_context = contextvars.copy_context()
 
     async def run(self, receive: Callable) -> None:
         timeout = self.view.connection_init_wait_timeout.total_seconds()
@@ -295,11 +264,7 @@ class Connection:
         self.view.release_ws_slot(self.context)
         self.context = None
         self._send = None
-
-
-def _task_done(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: logged where it happened
+        self.base_context = None
 
 
 # -- one operation ----------------------------------------------------------------------------
@@ -418,172 +383,3 @@ class Operation:
         if tail is not None:
             tail.close()
         self.conn = None
-
-
-class LiveTail:
-    """A parked subscription's live stream: no task while nothing needs the stream's own path."""
-
-    __slots__ = ("op", "state", "renderer", "to_value", "task")
-
-    def __init__(self, op: Operation, state: LiveState, renderer: Renderer, to_value: Callable) -> None:
-        self.op = op
-        self.state = state
-        self.renderer = renderer
-        self.to_value = to_value
-        self.task: asyncio.Task | None = None
-
-    def wake(self) -> None:
-        """The hub queued a message for the stream (sub.notify)."""
-        if self.task is None and self.op is not None:
-            # in a fresh context: not the operation's (nor the hub's caller's) variables
-            self.task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
-            self.task.add_done_callback(_task_done)
-
-    async def _run(self) -> None:
-        state = self.state
-        sub = state.sub
-        try:
-            while self.op is not None and self.op.is_open():
-                if sub.overflowed:
-                    messages = await state.caught_up()
-                elif sub.empty():
-                    if sub.lane is not None:
-                        sub.lane.parked = True
-                    return
-                else:
-                    m = sub.pop()
-                    if sub.lane is not None:
-                        sub.lane.parked = False
-                        await sub.lane.flushed()  # what the lane took first is on the wire first
-                    messages = await state.taken(m)
-                for m in messages:
-                    if self.op is None:
-                        return
-                    await self.send(m)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the stream failed (the log unreadable…): as strawberry ends it
-            op = self.op
-            if op is not None:
-                log.exception("subscription.live_tail_failed", error=repr(exc))
-                with suppress(Exception):
-                    await op.send_next(None, self.renderer.masked([GraphQLError(str(exc), original_error=exc)]))
-                    await op.send_message({"id": op.id, "type": "complete"})
-                op.close()
-        finally:
-            self.task = None
-
-    async def send(self, m: EventMessage) -> None:
-        result = self.renderer.execute(self.to_value(m))
-        if isawaitable(result):
-            result = await result
-        op = self.op
-        if op is not None:
-            await op.send_next(result.data, self.renderer.masked(result.errors) if result.errors else None)
-
-    def close(self) -> None:
-        task, self.task = self.task, None
-        if task is not None:
-            task.cancel()
-        self.state.sub.close()
-        self.op = None
-
-
-# -- shared rendering and lanes ---------------------------------------------------------------
-
-
-class Renderer:
-    """One subscription executor shared by every subscriber with the same key (document,
-    variables, viewer): renders an event's payload once for all of them."""
-
-    __slots__ = ("executor", "to_value", "encode", "schema", "sync_only", "__weakref__")
-
-    def __init__(self, executor: Any, to_value: Callable, encode: Callable, schema: Any) -> None:
-        self.executor = executor
-        _shared_executors.add(id(executor))
-        self.to_value = to_value
-        self.encode = encode
-        self.schema = schema
-        self.sync_only = True
-
-    def execute(self, value: Any) -> Any:
-        return self.executor.build_per_event_executor(value).execute_operation(False)
-
-    def render(self, m: EventMessage) -> str | None:
-        """The payload for every lane of this key (the hub asks one lane per group)."""
-        if not self.sync_only:
-            return None
-        result = self.execute(self.to_value(m))
-        if isawaitable(result):  # an async field in the selection: the tail's path for these
-            self.sync_only = False
-            _discard(result)
-            return None
-        if result.errors:  # masked, logged and sent by the tail's path
-            return None
-        return self.encode({"data": result.data})
-
-    def masked(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        """As strawberry sends them: logged, and masked by the schema's MaskErrors."""
-        self.schema.process_errors(errors)
-        from strawberry.extensions import MaskErrors  # noqa: PLC0415
-
-        for extension in self.schema.get_extensions():
-            if isinstance(extension, MaskErrors):
-                errors = extension._process_errors(errors)  # noqa: SLF001
-        return errors
-
-    def __del__(self) -> None:
-        _shared_executors.discard(id(self.executor))
-        _release(self.executor)
-
-
-_renderers: weakref.WeakValueDictionary[tuple, Renderer] = weakref.WeakValueDictionary()
-
-
-def _variables_key(variables: dict[str, Any] | None) -> str:
-    return json.dumps(variables or {}, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def live_lane(info: Any, to_value: Callable[[EventMessage], Any]) -> Callable[[Position, Callable], Lane | None] | None:
-    """A lane factory for the subscription resolver running now, or None when it does not run
-    under this transport (a direct `schema.subscribe`, say). `to_value(message)` is what the
-    resolver would yield for the message; it must depend on the message only (the result may
-    be shared by every subscriber of the same key)."""
-    op = _deref(_operation.get())
-    executor = _deref(_executor.get())
-    if op is None or executor is None or not op.is_open():
-        return None
-    conn = op.conn
-    view = conn.view
-    viewer = getattr(info.context, "viewer", None)
-    key = (info.field_name, op.query, op.operation_name, _variables_key(op.variables), viewer)
-    encode = view.encode_json
-    prefix = encode({"id": op.id, "type": "next", "payload": None})
-    marker = '"payload":null}'
-    if not prefix.endswith(marker):  # not the encoding assumed below: stay on the ordinary path
-        return None
-    prefix = prefix[: -len("null}")]
-    renderer = _renderers.get(key)
-    if renderer is None or not renderer.sync_only:
-        renderer = Renderer(executor, to_value, encode, view.schema)
-        _renderers[key] = renderer
-    op_ref = weakref.ref(op)
-
-    def make(position: Position, accept: Callable[[EventMessage], bool]) -> Lane | None:
-        live = op_ref()
-        if live is None or live.conn is None or not renderer.sync_only:
-            return None
-        lane = Lane(key=key, position=position, accept=accept, render=renderer.render, prefix=prefix,
-                    send_text=live.conn.send_text, is_open=live.is_open)
-        lane.park = lambda state: live.park(state, renderer, to_value)
-        return lane
-
-    return make
-
-
-def _discard(awaitable: Any) -> None:
-    def done(fut: asyncio.Future) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            log.debug("subscription.render_discarded", error=repr(fut.exception()))
-
-    asyncio.ensure_future(awaitable).add_done_callback(done)
