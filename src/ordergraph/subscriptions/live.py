@@ -81,7 +81,6 @@ def _deref(ref: weakref.ref | None) -> Any:
     return ref() if ref is not None else None
 
 
-
 class LiveTail:
     """A parked subscription's live stream: no task while nothing needs the stream's own path."""
 
