@@ -60,7 +60,7 @@ def _tracemalloc_route(starlette_app) -> None:
         top = int(request.query_params.get("top", "40"))
         stats = snap.compare_to(marks["mark"], key)
         out = [{"kib": round(s.size_diff / 1024, 1), "count": s.count_diff,
-                "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in s.traceback[-8:]]}
+                "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in s.traceback[-int(request.query_params.get("frames", "8")):]]}
                for s in stats[:top]]
         return JSONResponse({"total_kib": round(sum(s.size_diff for s in stats) / 1024, 1), "top": out})
 
@@ -75,7 +75,9 @@ def create_app():
     if os.environ.get("BENCH_BREAK_CONTEXT_CYCLE") == "1":
         _break_context_cycle()
     app = _create_app()
-    starlette_app = app.app  # RequestIdMiddleware wraps the Starlette app
+    starlette_app = app
+    while not hasattr(starlette_app, "add_route"):  # RequestIdMiddleware, the response cache… wrap it
+        starlette_app = starlette_app.app
     if os.environ.get("BENCH_GC"):
         gc.set_threshold(*(int(x) for x in os.environ["BENCH_GC"].split(",")))
     if os.environ.get("BENCH_GC_FREEZE") == "1":

@@ -131,7 +131,8 @@ def start_app(url: str, *, max_ws: int, name: str, shim_env: dict[str, str] | No
     if shim_env:
         cmd = [c.PYTHON, "-m", "uvicorn", SHIM_ENTRY, "--factory", "--app-dir", str(c.ROOT / "bench"),
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-               "--workers", "1", "--ws-per-message-deflate", "false"]
+               "--workers", "1", "--ws-per-message-deflate", "false",
+               "--ws", "ordergraph.ws_protocol:LeanWebSocketProtocol"]  # serve's default (cli.LEAN_WS)
         srv = _launch(cmd, env | shim_env, name, port)
     else:
         cmd = [c.PYTHON, "-m", "ordergraph.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]

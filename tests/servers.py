@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 
+from ordergraph.cli import LEAN_WS  # what `ordergraph serve` runs
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -17,11 +19,12 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """Run `app` with uvicorn until the block ends; yields its base URL."""
+async def serve(app, *, lifespan: str = "on", ws: str = LEAN_WS) -> AsyncIterator[str]:
+    """Run `app` with uvicorn (the WebSocket protocol `ordergraph serve` uses, unless `ws`)
+    until the block ends; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws="websockets-sansio"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws=ws
     )
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())

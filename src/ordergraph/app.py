@@ -27,12 +27,14 @@ from ordergraph.response_cache import with_response_cache
 from ordergraph.rest import routes as rest_routes
 from ordergraph.schema.root import build_schema
 from ordergraph.subscriptions import runtime as streaming
-from ordergraph.subscriptions.transport_ws import SubscriptionExecutor, TransportWSHandler
+from ordergraph.subscriptions import transport_ws
+from ordergraph.subscriptions.live import SubscriptionExecutor
 
 
 class GraphQLApp(GraphQL):
-    # Live events rendered once per event for all subscribers that share them (transport_ws.py).
-    graphql_transport_ws_handler_class = TransportWSHandler
+    """Strawberry's ASGI view for HTTP; WebSockets (graphql-transport-ws only) are served by
+    our compact handler, transport_ws.serve, which calls back `viewer_for`, `on_ws_connect`
+    and `release_ws_slot` here."""
 
     def __init__(self, schema, settings: Settings) -> None:
         if schema.execution_context_class is SubscriptionExecutor.__mro__[1]:  # strawberry's default
@@ -49,17 +51,31 @@ class GraphQLApp(GraphQL):
         self.ws_connections: Counter[str] = Counter()  # open WebSocket connections per viewer
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            await transport_ws.serve(self, scope, receive, send)
+            return
         try:
             await super().__call__(scope, receive, send)
         finally:
             # Forget the context: scope -> context -> request -> scope is a cycle that would keep
-            # the whole connection in memory until a full garbage collection.
-            context = scope.pop("ordergraph.context", None)
-            if context is not None and context.ws_slot:
-                self.ws_connections[context.ws_slot] -= 1
-                if self.ws_connections[context.ws_slot] <= 0:
-                    del self.ws_connections[context.ws_slot]
-                WS_CONNECTIONS.dec()
+            # the request in memory until a full garbage collection.
+            scope.pop("ordergraph.context", None)
+
+    async def viewer_for(self, authorization: str | None, api_key: str | None):
+        """The viewer of a WebSocket handshake's headers; PermissionError if they are invalid."""
+        try:
+            return await viewer_from_credentials(authorization, api_key)
+        except InvalidCredentials as exc:
+            raise PermissionError(str(exc)) from None
+
+    def release_ws_slot(self, context: Context | None) -> None:
+        """The connection is over: the viewer's slot is free again."""
+        if context is not None and context.ws_slot:
+            slot, context.ws_slot = context.ws_slot, None
+            self.ws_connections[slot] -= 1
+            if self.ws_connections[slot] <= 0:
+                del self.ws_connections[slot]
+            WS_CONNECTIONS.dec()
 
     async def get_context(self, request, response) -> Context:
         headers = request.headers
@@ -95,12 +111,19 @@ class GraphQLApp(GraphQL):
 
 
 class RequestIdMiddleware:
-    """Gives every HTTP request an id (or keeps the caller's X-Request-ID) and logs it."""
+    """Gives every HTTP request an id (or keeps the caller's X-Request-ID) and logs it.
 
-    def __init__(self, app) -> None:
+    `websockets` maps paths to the apps serving WebSockets there, called straight from here:
+    a WebSocket lives for hours, and every frame of the middleware and routing stack it would
+    otherwise pass through stays in memory for as long, per connection."""
+
+    def __init__(self, app, websockets: dict | None = None) -> None:
         self.app = app
+        self.websockets = websockets or {}
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and (ws_app := self.websockets.get(scope["path"])) is not None:
+            return await ws_app(scope, receive, send)
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
@@ -206,4 +229,6 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> S
         lifespan=lifespan,
     )
     app.state.settings = settings
-    return RequestIdMiddleware(with_response_cache(app, graphql.schema, settings))  # type: ignore[return-value]
+    return RequestIdMiddleware(  # type: ignore[return-value]
+        with_response_cache(app, graphql.schema, settings), websockets={"/graphql": graphql}
+    )

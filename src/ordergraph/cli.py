@@ -94,6 +94,17 @@ def _describe(exc: BaseException) -> str:
 
 # --- serving -------------------------------------------------------------------------------
 
+LEAN_WS = "ordergraph.ws_protocol:LeanWebSocketProtocol"
+
+
+class WsImpl(StrEnum):
+    lean = "lean"
+    auto = "auto"
+    websockets = "websockets"
+    websockets_sansio = "websockets-sansio"
+    wsproto = "wsproto"
+    none = "none"
+
 
 @app.command()
 def serve(
@@ -105,6 +116,9 @@ def serve(
         help="Accept permessage-deflate on WebSockets. Off by default: it holds a zlib compressor and "
              "decompressor per connection (about 41 KiB each, idle or not) and compresses every message "
              "once per subscriber, for events of a few hundred bytes.")] = False,
+    ws: Annotated[WsImpl, typer.Option(
+        help="WebSocket implementation: lean (default) is uvicorn's websockets-sansio protocol keeping less "
+             "per connection (ordergraph.ws_protocol); the others are uvicorn's.")] = WsImpl.lean,
 ) -> None:
     """Serve the GraphQL API (and /healthz, /readyz, /metrics) with uvicorn."""
     import uvicorn  # noqa: PLC0415
@@ -122,6 +136,7 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,  # the app logs every request with its request id
         ws_per_message_deflate=ws_per_message_deflate,
+        ws=LEAN_WS if ws is WsImpl.lean else ws.value,
     )
 
 

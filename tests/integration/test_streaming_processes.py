@@ -31,6 +31,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from ordergraph.cli import LEAN_WS
 from ordergraph.models import Event, InventoryLevel, Order
 from tests import factories as f
 from tests.conftest import GraphQLClient
@@ -164,7 +165,8 @@ class Processes:
             DB_POOL_SIZE="8", PYTHONUNBUFFERED="1",
         )
         cmd = [sys.executable, "-m", "uvicorn", "ordergraph.app:create_app", "--factory",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "--ws", LEAN_WS]  # the WebSocket protocol `ordergraph serve` runs
         api = Api(self.spawn(name, cmd, env), f"http://127.0.0.1:{port}")
         self.apis.append(api)
         return api

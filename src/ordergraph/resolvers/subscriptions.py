@@ -21,7 +21,7 @@ from ordergraph.schema.streams import InventoryUpdate, OrderUpdate, StreamEvent,
 from ordergraph.subscriptions.messages import EventMessage
 from ordergraph.subscriptions.outbox import routing_for
 from ordergraph.subscriptions.streams import REPLAY_LIMIT, event_stream
-from ordergraph.subscriptions.transport_ws import live_lane
+from ordergraph.subscriptions.live import live_lane
 
 
 def _cursor(after: str | None) -> int | None:

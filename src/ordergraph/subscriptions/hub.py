@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ordergraph.observability import ACTIVE_SUBSCRIPTIONS, log
 from ordergraph.subscriptions.lanes import FAST, SKIP, Lane
@@ -28,7 +28,7 @@ class Subscription:
     """One subscriber's registration: a bounded queue of messages (made only while something
     waits in it, so an idle subscriber holds no queue) and, once live, its lane."""
 
-    __slots__ = ("hub", "topics", "maxsize", "pending", "overflowed", "lane", "_waiter")
+    __slots__ = ("hub", "topics", "maxsize", "pending", "overflowed", "lane", "notify", "_waiter")
 
     def __init__(self, hub: Hub, topics: list[Topic], maxsize: int) -> None:
         self.hub = hub
@@ -37,6 +37,9 @@ class Subscription:
         self.pending: deque[EventMessage] | None = None
         self.overflowed = False
         self.lane: Lane | None = None
+        # Called when a message is queued and nothing waits for it: a parked stream's tail
+        # (live.LiveTail), which has no task waiting on the queue.
+        self.notify: Callable[[], None] | None = None
         self._waiter: asyncio.Future | None = None
 
     def offer(self, message: EventMessage) -> None:
@@ -50,8 +53,11 @@ class Subscription:
         else:
             pending.append(message)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self.notify is not None:
+            self.notify()
 
     def empty(self) -> bool:
         return not self.pending
@@ -68,12 +74,20 @@ class Subscription:
             self.pending = None
         return message
 
+    def pop(self) -> EventMessage:
+        """The next queued message (there must be one), without waiting."""
+        message = self.pending.popleft()
+        if not self.pending:
+            self.pending = None
+        return message
+
     def drain(self) -> list[EventMessage]:
         items = list(self.pending or ())
         self.pending = None
         return items
 
     def close(self) -> None:
+        self.notify = None
         self.hub.unsubscribe(self)
         if self.lane is not None:
             self.lane.close()

@@ -93,7 +93,7 @@ class Lane:
     """One subscriber's fast path to its socket (see the module docstring)."""
 
     __slots__ = ("key", "position", "accept", "render", "prefix", "send_text", "is_open",
-                 "parked", "backlog_limit", "_drain", "_backlog", "_closed")
+                 "parked", "backlog_limit", "park", "_drain", "_backlog", "_closed")
 
     def __init__(
         self,
@@ -116,6 +116,9 @@ class Lane:
         self.is_open = is_open
         self.parked = False  # the stream waits for its next live message with nothing queued
         self.backlog_limit = backlog_limit
+        # park(state) -> bool, set by the transport: takes over a stream that waits with nothing
+        # queued, so that it needs no task while parked (transport_ws.Operation.park)
+        self.park: Callable[[Any], bool] | None = None
         self._drain: asyncio.Future | None = None
         self._backlog: deque[str] | None = None  # texts waiting behind a write that had to wait
         self._closed = False
@@ -186,6 +189,7 @@ class Lane:
     def close(self) -> None:
         self._closed = True
         self.parked = False
+        self.park = None
         self._backlog = None
         if self._drain is not None:
             self._drain.cancel()

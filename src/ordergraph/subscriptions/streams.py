@@ -68,6 +68,63 @@ async def _predecessor_id(m: EventMessage) -> int | None:
     return found
 
 
+class LiveState:
+    """What a live stream needs to go on: its hub registration, where it is, and how to read
+    what it missed. The stream's generator uses it, and so does a parked stream's `LiveTail`."""
+
+    __slots__ = ("sub", "pos", "accept", "routing", "replay", "start")
+
+    def __init__(self, sub, pos: Position, accept, routing, replay: Replay, start: int) -> None:
+        self.sub = sub
+        self.pos = pos
+        self.accept = accept
+        self.routing = routing
+        self.replay = replay
+        self.start = start
+
+    async def as_messages(self, events: list[Event], routing=None) -> list[EventMessage]:
+        routing = routing or self.routing
+        facts = await routing(events) if routing and events else {}
+        return [EventMessage.from_event(e, facts.get(e.id, {})) for e in events]
+
+    async def caught_up(self) -> list[EventMessage]:
+        """After the queue overflowed: what it dropped, read from the log."""
+        sub, pos = self.sub, self.pos
+        sub.overflowed = False
+        sub.drain()
+        out = []
+        for m in await self.as_messages(await self.replay(pos.last_id)):
+            if pos.fresh(m) and self.accept(m):
+                pos.advance(m)
+                out.append(m)
+        return out
+
+    async def taken(self, m: EventMessage) -> list[EventMessage]:
+        """A live message as the stream delivers it: preceded by the events of its aggregate
+        that this stream missed (read from the log), or nothing if it is not for the stream."""
+        pos, accept = self.pos, self.accept
+        if not accept(m) or not pos.fresh(m):
+            return []
+        seen = pos.seen
+        prev = seen.get(m.aggregate)
+        if prev is not None:
+            gaps = await _missing(m.aggregate, prev, m.sequence, 0) if m.sequence > prev + 1 else []
+        elif m.sequence > 1 and ((pred := await _predecessor_id(m)) is None or pred > self.start):
+            gaps = await _missing(m.aggregate, 0, m.sequence, self.start)
+        else:  # the aggregate's earlier events are all from before this stream's start
+            gaps = []
+        out = []
+        if gaps:
+            for gap in await self.as_messages(gaps, self.routing or routing_for):
+                if pos.fresh(gap) and accept(gap):
+                    seen[gap.aggregate] = gap.sequence
+                    out.append(gap)
+        if pos.fresh(m):  # else the lane delivered it while the gap was being read
+            pos.advance(m)
+            out.append(m)
+        return out
+
+
 async def event_stream(
     topics: list[Topic],
     *,
@@ -79,63 +136,50 @@ async def event_stream(
     lane: Callable[[Position, Callable[[EventMessage], bool]], Lane | None] | None = None,
 ) -> AsyncIterator[EventMessage]:
     """Events for `topics`: those after the cursor `after` from the log first, then live.
-    `lane(position, accept)`, if given, makes the fast path to the subscriber's socket."""
+    `lane(position, accept)`, if given, makes the fast path to the subscriber's socket; if
+    the lane can be parked (`lane.park`, see live.py and transport_ws.py), the stream hands its live tail
+    to it the first time it waits with nothing queued, and its generator ends there (its task
+    is cancelled): the tail goes on without a task of its own."""
     hub = hub or runtime.current().hub
     floor = after or 0
     pos = Position(floor)
-    seen = pos.seen
     resuming = after is not None
-
-    async def as_messages(events: list[Event], routing=routing) -> list[EventMessage]:
-        facts = await routing(events) if routing and events else {}
-        return [EventMessage.from_event(e, facts.get(e.id, {})) for e in events]
-
-    fresh = pos.fresh
-
-    with hub.subscribe(topics) as sub:  # subscribe first: nothing published from now on is missed
+    sub = hub.subscribe(topics)  # subscribe first: nothing published from now on is missed
+    owned = True
+    try:
         # Where this stream's events start: after the cursor, or (live only) after the log's
         # current end. A live message may overtake earlier events of its aggregate committed
         # after that point (the publisher failed and the relay brings them later, or another
         # process published them more slowly): those are read from the log, not skipped.
         start = floor if resuming else await _log_end()
+        state = LiveState(sub, pos, accept, routing, replay, start)
         if resuming:
-            for m in await as_messages(await replay(floor)):
-                if fresh(m) and accept(m):
+            for m in await state.as_messages(await replay(floor)):
+                if pos.fresh(m) and accept(m):
                     pos.advance(m)
                     yield m
         if lane is not None:
             sub.lane = lane(pos, accept)
+        park = getattr(sub.lane, "park", None)
         while True:
             if sub.overflowed:  # fell behind: what the queue dropped is in the log
-                sub.overflowed = False
-                sub.drain()
-                for m in await as_messages(await replay(pos.last_id)):
-                    if fresh(m) and accept(m):
-                        pos.advance(m)
-                        yield m
+                for m in await state.caught_up():
+                    yield m
+                continue
             if sub.lane is not None:
                 if sub.empty():
                     sub.lane.parked = True
+                    if park is not None and park(state):
+                        owned = False  # the tail has the registration now; this task ends
+                        await asyncio.sleep(0)  # park cancelled this task: CancelledError here
+                        raise RuntimeError("a parked stream went on")  # pragma: no cover
                 m = await sub.get()
                 sub.lane.parked = False
                 await sub.lane.flushed()  # what the lane took before this message is on the wire first
             else:
                 m = await sub.get()
-            if not accept(m) or not fresh(m):
-                continue
-            prev = seen.get(m.aggregate)
-            if prev is not None:
-                gaps = await _missing(m.aggregate, prev, m.sequence, 0) if m.sequence > prev + 1 else []
-            elif m.sequence > 1 and ((pred := await _predecessor_id(m)) is None or pred > start):
-                gaps = await _missing(m.aggregate, 0, m.sequence, start)
-            else:  # the aggregate's earlier events are all from before this stream's start
-                gaps = []
-            if gaps:
-                for gap in await as_messages(gaps, routing or routing_for):
-                    if fresh(gap) and accept(gap):
-                        seen[gap.aggregate] = gap.sequence
-                        yield gap
-            if not fresh(m):  # the lane delivered it while the gap was being read
-                continue
-            pos.advance(m)
-            yield m
+            for out in await state.taken(m):
+                yield out
+    finally:
+        if owned:
+            sub.close()
