@@ -88,6 +88,43 @@ async def test_publisher_publishes_at_once_and_marks_batches_together_soon_after
         await publisher.stop()
 
 
+async def test_events_published_while_a_mark_is_on_its_way_are_marked_too(db, monkeypatch):
+    """The marker that is running its UPDATE when another batch is published marks that batch
+    as well: no later publication is needed for it (it once waited for one, or for the relay)."""
+    from ordergraph.subscriptions import outbox  # noqa: PLC0415
+
+    real, entered, release = outbox.mark_published, asyncio.Event(), asyncio.Event()
+
+    async def held_first(ids, at=None):
+        if not entered.is_set():  # the first UPDATE waits until the second batch is out
+            entered.set()
+            await release.wait()
+        await real(ids, at)
+
+    monkeypatch.setattr(outbox, "mark_published", held_first)
+    hub = Hub()
+    publisher = Publisher(InMemoryBus(hub))
+    publisher.MARK_DELAY = 0.05
+    publisher.start()
+    set_event_sink(publisher.submit)
+    try:
+        with hub.subscribe([("all",)]) as sub:
+            await _events(1, aggregate_id=10)
+            await asyncio.wait_for(sub.get(), 2)
+            await asyncio.wait_for(entered.wait(), 2)  # the marker is in its UPDATE
+            await _events(1, aggregate_id=11)
+            await asyncio.wait_for(sub.get(), 2)
+            release.set()
+            for _ in range(40):
+                if await Event.filter(published_at__isnull=True).count() == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert await Event.filter(published_at__isnull=True).count() == 0
+    finally:
+        set_event_sink(None)
+        await publisher.stop()
+
+
 async def test_stream_fills_gaps_from_the_log_and_drops_duplicates(db):
     hub = Hub()
     events = await _events(6)

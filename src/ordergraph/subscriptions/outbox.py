@@ -98,8 +98,12 @@ class Publisher:
                     self._queue.task_done()
 
     async def _mark_soon(self) -> None:
-        await asyncio.sleep(self.MARK_DELAY)
-        await self._mark()
+        # Batches published while a mark's UPDATE is on its way find this task still running
+        # and start no other: mark them too before ending (else they would wait for the next
+        # publication, or the relay, to be marked).
+        while self._unmarked:
+            await asyncio.sleep(self.MARK_DELAY)
+            await self._mark()
 
     async def _mark(self) -> None:
         ids, at, self._unmarked, self._unmarked_since = self._unmarked, self._unmarked_since, [], None
