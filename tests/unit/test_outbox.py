@@ -1,6 +1,7 @@
 """The outbox publisher, the relay, and a subscriber stream's gap filling (no GraphQL)."""
 
 import asyncio
+import contextlib
 
 import pytest
 from datetime import UTC, datetime, timedelta
@@ -41,51 +42,52 @@ async def test_relay_publishes_what_was_left_unpublished_once(db):
     assert await Event.filter(published_at__isnull=True).count() == 0
 
 
-async def test_publisher_publishes_after_commit_only(db):
+@contextlib.asynccontextmanager
+async def _publishing(mark_delay: float | None = None):
+    """A started Publisher on an in-memory bus, installed as the event sink, and a subscription
+    to every event; both taken down afterwards."""
     hub = Hub()
     publisher = Publisher(InMemoryBus(hub))
+    if mark_delay is not None:
+        publisher.MARK_DELAY = mark_delay
     publisher.start()
     set_event_sink(publisher.submit)
     try:
         with hub.subscribe([("all",)]) as sub:
-            try:
-                async with transaction():
-                    await record_event("Test", 1, "ROLLED_BACK", "test")
-                    raise RuntimeError("abort")
-            except RuntimeError:
-                pass
-            await _events(2)
-            await publisher.flush()
-            assert [(m.type, m.sequence) for m in sub.drain()] == [("E1", 1), ("E2", 2)]
-        assert await Event.filter(published_at__isnull=True).count() == 0
+            yield publisher, sub
     finally:
         set_event_sink(None)
         await publisher.stop()
+
+
+async def test_publisher_publishes_after_commit_only(db):
+    async with _publishing() as (publisher, sub):
+        try:
+            async with transaction():
+                await record_event("Test", 1, "ROLLED_BACK", "test")
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+        await _events(2)
+        await publisher.flush()
+        assert [(m.type, m.sequence) for m in sub.drain()] == [("E1", 1), ("E2", 2)]
+        assert await Event.filter(published_at__isnull=True).count() == 0
 
 
 async def test_publisher_publishes_at_once_and_marks_batches_together_soon_after(db):
-    hub = Hub()
-    publisher = Publisher(InMemoryBus(hub))
-    publisher.MARK_DELAY = 0.3
-    publisher.start()
-    set_event_sink(publisher.submit)
-    try:
-        with hub.subscribe([("all",)]) as sub:
-            for i in range(3):  # three transactions, published as three batches
-                await _events(1, aggregate_id=10 + i)
-                await asyncio.wait_for(sub.get(), 2)
-            # every event is out, none is marked yet: the marks wait for the group
-            assert await Event.filter(published_at__isnull=True).count() == 3
-            await asyncio.sleep(0.6)
-            marked = await Event.all().values_list("published_at", flat=True)
-            assert len(marked) == 3 and None not in marked and len(set(marked)) == 1  # one UPDATE
-            await _events(1, aggregate_id=20)
+    async with _publishing(mark_delay=0.3) as (publisher, sub):
+        for i in range(3):  # three transactions, published as three batches
+            await _events(1, aggregate_id=10 + i)
             await asyncio.wait_for(sub.get(), 2)
-            await publisher.flush()  # flush marks what is waiting without the delay
-            assert await Event.filter(published_at__isnull=True).count() == 0
-    finally:
-        set_event_sink(None)
-        await publisher.stop()
+        # every event is out, none is marked yet: the marks wait for the group
+        assert await Event.filter(published_at__isnull=True).count() == 3
+        await asyncio.sleep(0.6)
+        marked = await Event.all().values_list("published_at", flat=True)
+        assert len(marked) == 3 and None not in marked and len(set(marked)) == 1  # one UPDATE
+        await _events(1, aggregate_id=20)
+        await asyncio.wait_for(sub.get(), 2)
+        await publisher.flush()  # flush marks what is waiting without the delay
+        assert await Event.filter(published_at__isnull=True).count() == 0
 
 
 async def test_events_published_while_a_mark_is_on_its_way_are_marked_too(db, monkeypatch):
@@ -102,27 +104,18 @@ async def test_events_published_while_a_mark_is_on_its_way_are_marked_too(db, mo
         await real(ids, at)
 
     monkeypatch.setattr(outbox, "mark_published", held_first)
-    hub = Hub()
-    publisher = Publisher(InMemoryBus(hub))
-    publisher.MARK_DELAY = 0.05
-    publisher.start()
-    set_event_sink(publisher.submit)
-    try:
-        with hub.subscribe([("all",)]) as sub:
-            await _events(1, aggregate_id=10)
-            await asyncio.wait_for(sub.get(), 2)
-            await asyncio.wait_for(entered.wait(), 2)  # the marker is in its UPDATE
-            await _events(1, aggregate_id=11)
-            await asyncio.wait_for(sub.get(), 2)
-            release.set()
-            for _ in range(40):
-                if await Event.filter(published_at__isnull=True).count() == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert await Event.filter(published_at__isnull=True).count() == 0
-    finally:
-        set_event_sink(None)
-        await publisher.stop()
+    async with _publishing(mark_delay=0.05) as (_, sub):
+        await _events(1, aggregate_id=10)
+        await asyncio.wait_for(sub.get(), 2)
+        await asyncio.wait_for(entered.wait(), 2)  # the marker is in its UPDATE
+        await _events(1, aggregate_id=11)
+        await asyncio.wait_for(sub.get(), 2)
+        release.set()
+        for _ in range(40):
+            if await Event.filter(published_at__isnull=True).count() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await Event.filter(published_at__isnull=True).count() == 0
 
 
 async def test_stream_fills_gaps_from_the_log_and_drops_duplicates(db):
