@@ -357,8 +357,9 @@ async def run_allocation(
     rolls the transaction back and allocates without it. On PostgreSQL, when each level is
     taken from once, the rows taken from are locked, checked and changed in one statement
     (`stock.move_fitting`) instead: the plan stands if every take still fits, else
-    PlanChanged. A plan with a shortage is never acted on before locking. `early_levels`: the levels the caller already read without locks
-    (before its transaction), for that first plan.
+    PlanChanged. A plan with a shortage is never acted on before locking. `early_levels`: the
+    levels the caller already read without locks (before its transaction), for that first
+    plan.
     """
     channel = channel or await SalesChannel.get(id=order.channel_id)
     if lines is None:

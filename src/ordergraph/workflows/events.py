@@ -96,16 +96,21 @@ def new_event(e: NewEvent, sequence: int | None, now: datetime) -> Event:
     )
 
 
-def written_by_caller(events: Sequence[tuple[Event, dict[str, Any]]]) -> None:
-    """Events a caller's own statement has just inserted (ids and sequences set), with their
-    routing: remembered as this transaction's last sequences and published after commit, as
-    the events `record_events` writes are."""
-    cache = _tx_cache()
+def _written(events: Sequence[tuple[Event, dict[str, Any]]], cache: dict[tuple[str, int], int] | None) -> None:
+    """Events just inserted (ids and sequences set), with their routing: remembered in `cache`
+    as the transaction's last sequences, and published after commit."""
     for event, routing in events:
         if cache is not None:
             key = (event.aggregate_type, event.aggregate_id)
             cache[key] = max(cache.get(key, 0), event.sequence)
         _publish_after_commit(event, routing)
+
+
+def written_by_caller(events: Sequence[tuple[Event, dict[str, Any]]]) -> None:
+    """Events a caller's own statement has just inserted (ids and sequences set), with their
+    routing: remembered as this transaction's last sequences and published after commit, as
+    the events `record_events` writes are."""
+    _written(events, _tx_cache())
 
 
 # The aggregate's last sequence: one entry of the (aggregate_type, aggregate_id, sequence) index,
@@ -175,15 +180,12 @@ class _Batch:
         # whose sequence was read in the INSERT has exactly one row).
         by_key = {(r["aggregate_type"], r["aggregate_id"]): r for r in written}
         by_seq = {(r["aggregate_type"], r["aggregate_id"], r["sequence"]): r for r in written}
-        for event, routing, offset in pending:
+        for event, _, offset in pending:
             key = (event.aggregate_type, event.aggregate_id)
             row = by_key[key] if offset else by_seq[(*key, event.sequence)]
             event.id, event.sequence = row["id"], row["sequence"]
-            if cache is not None:
-                cache[key] = max(cache.get(key, 0), event.sequence)
-            _publish_after_commit(event, routing)
+        _written([(event, routing) for event, routing, _ in pending], cache)
         return written
-
 
     def take_as_cte(self, p: Params, cache: dict[tuple[str, int], int] | None) -> tuple[str, Callable[[list[int]], None]] | None:
         """PostgreSQL: every held event, if all their sequences are known, as the CTE `_ev` (an
@@ -197,12 +199,9 @@ class _Batch:
         sql = f"_ev AS ({insert_sql('events', columns, values, 'id', params=p)[0]})"
 
         def written(ids: list[int]) -> None:
-            for (event, routing, _), id_ in zip(pending, ids, strict=True):
+            for (event, _, _), id_ in zip(pending, ids, strict=True):
                 event.id = id_
-                if cache is not None:
-                    key = (event.aggregate_type, event.aggregate_id)
-                    cache[key] = max(cache.get(key, 0), event.sequence)
-                _publish_after_commit(event, routing)
+            _written([(event, routing) for event, routing, _ in pending], cache)
 
         return sql, written
 

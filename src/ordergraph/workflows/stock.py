@@ -364,7 +364,7 @@ def _events(c: Change, after: LevelState, actor: str) -> list[NewEvent]:
         "available": after.available,
         "reorder_point": after.reorder_point,
     }
-    routing = _routing(after)
+    routing = {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
     events = [NewEvent(
         "InventoryLevel", after.id, "STOCK_CHANGED", actor,
         {**level, "kind": c.kind, "quantity": _quantity(c), "reference": c.reference}, routing=routing,
@@ -377,10 +377,6 @@ def _events(c: Change, after: LevelState, actor: str) -> list[NewEvent]:
     if after.reorder_point > 0 and before_available > after.reorder_point >= after.available:
         events.append(NewEvent("InventoryLevel", after.id, "LOW_STOCK", actor, level, routing=routing))
     return events
-
-
-def _routing(after: LevelState) -> dict:
-    return {"inventory": {"warehouse_id": after.warehouse_id, "variant_id": after.variant_id}}
 
 
 async def get_level(level_id: int) -> LevelState | None:
