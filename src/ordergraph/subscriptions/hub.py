@@ -69,10 +69,7 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
-        message = self.pending.popleft()
-        if not self.pending:
-            self.pending = None
-        return message
+        return self.pop()
 
     def pop(self) -> EventMessage:
         """The next queued message (there must be one), without waiting."""

@@ -74,13 +74,6 @@ class _Handshake:
         self.headers = Headers(scope=scope)
 
 
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 async def serve(view: Any, scope: dict, receive: Callable, send: Callable) -> None:
     """The ASGI app of one graphql-transport-ws connection. `view` is the GraphQL view
     (app.GraphQLApp): its schema, settings, JSON encoding, origin rules, `viewer_for`,
@@ -93,9 +86,9 @@ async def serve(view: Any, scope: dict, receive: Callable, send: Callable) -> No
     if not view._check_websocket_origin(handshake):  # noqa: SLF001 - strawberry's own rule
         await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
         return
-    del handshake
+    headers, handshake = handshake.headers, None
     try:
-        viewer = await view.viewer_for(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+        viewer = await view.viewer_for(headers.get("authorization"), headers.get("x-api-key"))
     except PermissionError:
         await send({"type": "websocket.close", "code": 1008})  # invalid credentials: HTTP 403
         return
@@ -105,7 +98,7 @@ async def serve(view: Any, scope: dict, receive: Callable, send: Callable) -> No
         return
     await send({"type": "websocket.accept", "subprotocol": GRAPHQL_TRANSPORT_WS_PROTOCOL})
     conn = Connection(view, send, Context(viewer=viewer, settings=view.settings))
-    del viewer, scope
+    del viewer, scope, headers
     try:
         await conn.run(receive)
     finally:
